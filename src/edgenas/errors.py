@@ -1,0 +1,30 @@
+"""One exception hierarchy for everything edgenas raises on purpose."""
+
+from __future__ import annotations
+
+
+class EdgeNasError(Exception):
+    """Base of every error edgenas raises deliberately."""
+
+
+class ConfigError(EdgeNasError):
+    """Bad user input: a config file, a field, a value. The CLI prints it on one line and exits 2."""
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+        self.source = source
+        self.field = field
+        parts = [p for p in (source, field) if p]
+        prefix = ": ".join(parts)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class GraphError(EdgeNasError):
+    """A network that cannot be built: shapes that do not agree, an unknown op."""
+
+
+class CompileError(EdgeNasError):
+    """The compiler rejected a model (kept as a failed Measurement during sweeps)."""
+
+
+class ModelFileError(ConfigError):
+    """A user-supplied model file that edgenas cannot read or does not accept."""
