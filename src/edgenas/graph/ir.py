@@ -191,9 +191,9 @@ class Graph:
     def weight_bytes(self) -> int:
         return sum(s.weight_bytes for s in self.layer_stats())
 
-    def memory_plan(self) -> MemoryPlan:
-        """Peak of live activation bytes. At op i the live set holds its inputs, its outputs and every
-        tensor produced earlier that an op after i (or the graph output) still reads."""
+    def live_sets(self) -> list[list[str]]:
+        """Tensors live while op i runs: its inputs, its outputs and every tensor produced earlier that a
+        later op (or the graph output) still reads. A static plan with no in-place reuse."""
         last_use: dict[str, int] = {}
         for i, op in enumerate(self.ops):
             for t in op.inputs:
@@ -205,11 +205,18 @@ class Graph:
         for i, op in enumerate(self.ops):
             for t in op.outputs:
                 born[t] = i
+        return [[t for t, b in born.items() if b <= i and last_use.get(t, b) >= i] for i in range(len(self.ops))]
+
+    def live_bytes_per_op(self) -> list[int]:
+        return [sum(self.tensors[t].nbytes for t in live) for live in self.live_sets()]
+
+    def memory_plan(self) -> MemoryPlan:
+        """Peak of live activation bytes over the ops, and which tensors are live then (largest first)."""
         best = MemoryPlan(0, -1, "", ())
-        for i, op in enumerate(self.ops):
-            live = [t for t, b in born.items() if b <= i and last_use.get(t, b) >= i]
+        for i, live in enumerate(self.live_sets()):
             total = sum(self.tensors[t].nbytes for t in live)
             if total > best.peak_bytes:
+                op = self.ops[i]
                 best = MemoryPlan(total, i, op.name, tuple(sorted(live, key=lambda t: -self.tensors[t].nbytes)))
         return best
 

@@ -1,0 +1,38 @@
+# Everything a fresh machine needs: `make demo` and `make test` create the venv and install on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+JOBS   ?= 0
+DEMO_OUT ?= runs/demo
+
+.PHONY: install demo test bench clean help
+
+help:
+	@echo "make demo   - set up and run the seed study sweep (flow_head_upsample on ethos-u55-256)"
+	@echo "make test   - set up and run the test suite (<15 min on 2 cores)"
+	@echo "make bench  - run the benchmarks and print figures for benchmarks/RESULTS.md"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/edgenas sweep flow_head_upsample --hardware ethos-u55-256 --jobs $(JOBS) \
+		--out $(DEMO_OUT)/results.csv --layers $(DEMO_OUT)/layers.csv --save-tflite $(DEMO_OUT)/tflite
+	@echo "Sweep written to $(DEMO_OUT)/results.csv (per-layer rows: $(DEMO_OUT)/layers.csv)"
+
+# pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_sweep.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

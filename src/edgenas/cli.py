@@ -1,0 +1,186 @@
+"""The `edgenas` command: parses arguments and calls the packages. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgenas.errors import ConfigError, EdgeNasError
+
+app = typer.Typer(
+    help="Hardware-aware neural architecture search for edge NPUs (Arm Ethos-U): declare a family of networks "
+    "in YAML, measure every candidate with the real compiler, and find what is fast enough and fits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+hardware_app = typer.Typer(help="Hardware profiles: list them, show one, print the matching vela CLI options.",
+                           no_args_is_help=True)
+app.add_typer(hardware_app, name="hardware")
+out = Console()
+err = Console(stderr=True)
+
+
+def default_cache_path() -> Path:
+    """EDGENAS_CACHE (a file) wins, then $XDG_CACHE_HOME/edgenas, then ~/.cache/edgenas."""
+    if os.environ.get("EDGENAS_CACHE"):
+        return Path(os.environ["EDGENAS_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "edgenas" / "measurements.sqlite"
+
+
+def _parse_resolutions(values: list[str] | None, field: str = "--resolution") -> list[tuple[int, int]] | None:
+    from edgenas.space.config import parse_resolution
+
+    if not values:
+        return None
+    try:
+        return [parse_resolution(v) for v in values]
+    except ValueError as e:
+        raise ConfigError(str(e), field=field) from None
+
+
+def _load_profiles(names: list[str] | None, fallback: list[str]) -> list[Any]:
+    from edgenas.hardware.profile import DEFAULT_PROFILE, load_profile
+
+    chosen = names or fallback or [DEFAULT_PROFILE]
+    profiles = [load_profile(n) for n in chosen]
+    seen = set()
+    for p in profiles:
+        if p.name in seen:
+            raise ConfigError(f"profile {p.name!r} given twice", field="--hardware")
+        seen.add(p.name)
+    return profiles
+
+
+@app.command()
+def sweep(
+    space: str = typer.Argument(..., help="A built-in space name (e.g. flow_head_upsample) or a space YAML file."),
+    out_csv: Path = typer.Option(..., "--out", "-o", help="CSV to write: one row per network x resolution x profile."),
+    hardware: Optional[list[str]] = typer.Option(
+        None, "--hardware", "-H", help="Hardware profile name or YAML file; repeat to sweep several "
+        "(e.g. the same NPU with 1, 2 and 4 MiB SRAM). Default: the space's `hardware`, else ethos-u55-256."),
+    resolution: Optional[list[str]] = typer.Option(
+        None, "--resolution", "-r", help="HxW; repeat for several. Default: the space's resolutions."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
+    save_tflite: Optional[Path] = typer.Option(None, "--save-tflite", help="Write each candidate's int8 .tflite "
+                                               "here, named <arch_id>_<HxW>.tflite."),
+    layers: Optional[Path] = typer.Option(None, "--layers", help="Also write the per-layer table of every row."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (SQLite). Default: "
+                                         "$EDGENAS_CACHE or ~/.cache/edgenas/measurements.sqlite."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
+) -> None:
+    """Compile every candidate of a space at every resolution for every hardware profile."""
+    from edgenas.space.space import load_space
+    from edgenas.sweep.driver import sweep_to_csv
+
+    sp = load_space(space)
+    profiles = _load_profiles(hardware, sp.config.hardware)
+    res = _parse_resolutions(resolution)
+    if res:
+        for r in res:
+            if r[0] % sp.stride or r[1] % sp.stride:
+                raise ConfigError(f"{r[0]}x{r[1]} is not divisible by the network's total stride {sp.stride}",
+                                  source=sp.source, field="--resolution")
+    cache_path = None if no_cache else (cache or default_cache_path())
+    summary = sweep_to_csv(sp, profiles, out_csv, resolutions=res, n_jobs=jobs, cache_path=cache_path,
+                           save_tflite=save_tflite, layers_csv=layers, console=err)
+    err.print(summary)
+
+
+@app.command()
+def measure(
+    model: Path = typer.Argument(..., help="An int8 .tflite model."),
+    hardware: Optional[list[str]] = typer.Option(None, "--hardware", "-H", help="Profile(s); default ethos-u55-256."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of tables."),
+    no_layers: bool = typer.Option(False, "--no-layers", help="Leave out the per-layer table."),
+) -> None:
+    """Measure your own int8 TFLite model: the same figures and per-layer table as a sweep row."""
+    from edgenas.hardware.measure_file import measure_file
+
+    profiles = _load_profiles(hardware, [])
+    results = [measure_file(model, p) for p in profiles]
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in results]))
+        return
+    for r in results:
+        r.print(out, layers=not no_layers)
+
+
+@app.command()
+def show(
+    space: str = typer.Argument(..., help="Built-in space name or YAML file."),
+    genotype: str = typer.Option("", "--genotype", "-g", help="Choices as name=value,...; missing ones from the "
+                                 "space's default."),
+    resolution: str = typer.Option("", "--resolution", "-r", help="HxW (default: the space's first)."),
+) -> None:
+    """Print the layer table of one network: shapes, MACs, params, receptive field and peak memory."""
+    from edgenas.graph.table import LAYER_TABLE_COLUMNS, layer_table
+    from edgenas.space.space import load_space
+
+    sp = load_space(space)
+    g = sp.parse_genotype(genotype)
+    res = (_parse_resolutions([resolution]) or [sp.resolutions[0]])[0] if resolution else sp.resolutions[0]
+    graph = sp.build(g, res)
+    t = Table(*LAYER_TABLE_COLUMNS, title=f"{sp.name}: {g} @ {res[0]}x{res[1]} (arch_id {g.arch_id})")
+    for row in layer_table(graph):
+        t.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    out.print(t)
+    plan = graph.memory_plan()
+    out.print(f"total: {graph.macs:,} MACs, {graph.params:,} params, {graph.weight_bytes:,} weight bytes; "
+              f"peak activations {plan.peak_bytes / 1024:,.1f} KiB at {plan.peak_op} "
+              f"(live: {', '.join(plan.live_at_peak)})")
+
+
+@hardware_app.command("list")
+def hardware_list() -> None:
+    """List the built-in hardware profiles."""
+    from edgenas.hardware.profile import list_profiles, load_profile
+
+    t = Table("profile", "accelerator", "system config", "memory mode", "SRAM KiB", "flash KiB", "evaluator")
+    for name in list_profiles():
+        p = load_profile(name)
+        t.add_row(p.name, p.accelerator_config or "-", p.system_config or "-", p.memory_mode or "-",
+                  str(p.sram_kib), str(p.flash_kib or "-"), p.evaluator)
+    out.print(t)
+
+
+@hardware_app.command("show")
+def hardware_show(
+    profile: str = typer.Argument(..., help="Built-in profile name or YAML file."),
+    vela_args: bool = typer.Option(False, "--vela-args", help="Print only the vela CLI options that reproduce "
+                                   "this profile's figures."),
+) -> None:
+    """Show a profile, or the `vela` command-line options equal to it."""
+    from edgenas.hardware.profile import load_profile, vela_cli_args
+
+    p = load_profile(profile)
+    if vela_args:
+        print(" ".join(vela_cli_args(p)))
+        return
+    t = Table("field", "value", title=p.name)
+    for k, v in p.__dict__.items():
+        t.add_row(k, str(v))
+    out.print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except EdgeNasError as e:
+        err.print(f"edgenas: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("edgenas: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Search-space YAML: schema (pydantic) and loading with one-line errors naming file, field and allowed values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgenas.errors import ConfigError
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+_RES_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_resolution(value: Any) -> tuple[int, int]:
+    """'192x256' or [192, 256] -> (192, 256); positive integers only."""
+    if isinstance(value, str):
+        m = _RES_RE.match(value)
+        if not m:
+            raise ValueError(f"resolution must look like HxW (e.g. 192x256), got {value!r}")
+        h, w = int(m.group(1)), int(m.group(2))
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        h, w = value
+    else:
+        raise ValueError(f"resolution must be 'HxW' or [H, W], got {value!r}")
+    if h <= 0 or w <= 0:
+        raise ValueError(f"resolution must be positive, got {h}x{w}")
+    return (h, w)
+
+
+def format_resolution(res: tuple[int, int]) -> str:
+    return f"{res[0]}x{res[1]}"
+
+
+class SpaceConfig(BaseModel):
+    """What a user writes. Template-specific checks (known parameters, allowed values, widths, stride)
+    happen in SearchSpace, which knows the template."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    network: str = "flow"
+    input_channels: int = Field(6, gt=0)
+    resolutions: list[tuple[int, int]]
+    widths: dict[str, int] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    choices: dict[str, list[Any]] = Field(default_factory=dict)
+    tied: dict[str, str] = Field(default_factory=dict)
+    default: dict[str, Any] = Field(default_factory=dict)
+    hardware: list[str] = Field(default_factory=list)
+    # Sections read by later stages (study report, search); kept as plain mappings here.
+    report: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("resolutions", mode="before")
+    @classmethod
+    def _resolutions(cls, v: Any) -> list[tuple[int, int]]:
+        if not isinstance(v, list) or not v:
+            raise ValueError("must be a non-empty list of HxW resolutions")
+        return [parse_resolution(r) for r in v]
+
+    @field_validator("hardware", mode="before")
+    @classmethod
+    def _hardware(cls, v: Any) -> list[str]:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("choices")
+    @classmethod
+    def _choices(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for k, opts in v.items():
+            if not opts:
+                raise ValueError(f"choice {k!r} has no options")
+            if len(set(map(repr, opts))) != len(opts):
+                raise ValueError(f"choice {k!r} lists an option twice")
+        return v
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_space_config(path: str | Path) -> SpaceConfig:
+    """Read and validate a space YAML file; every failure is a ConfigError naming the file."""
+    p = Path(path)
+    src = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read file ({e.strerror})", source=src) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"malformed YAML{where}: {problem}", source=src) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of fields (name, network, resolutions, choices, ...)", source=src)
+    return config_from_dict(data, src)
+
+
+def config_from_dict(data: dict[str, Any], source: str) -> SpaceConfig:
+    try:
+        return SpaceConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = _field_path(tuple(err["loc"]))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(SpaceConfig.model_fields)
+            msg = f"unknown field; allowed: {allowed}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        msg = msg.removeprefix("Value error, ")
+        raise ConfigError(msg, source=source, field=field) from None
+
+
+def builtin_space_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def resolve_space_path(name_or_path: str) -> Path:
+    """A built-in space name or a path to a YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError("file not found", source=str(p))
+        return p
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if builtin.exists():
+        return builtin
+    raise ConfigError(
+        f"unknown space {name_or_path!r}; give a YAML file or one of: {', '.join(builtin_space_names())}",
+        field="space",
+    )

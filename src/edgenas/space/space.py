@@ -1,0 +1,186 @@
+"""SearchSpace: choice points over a network template, with enumerate / sample / mutate / contains / build."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from edgenas.errors import ConfigError, GraphError
+from edgenas.graph.ir import Graph
+from edgenas.graph.networks import TEMPLATES, Template, get_template, total_stride
+from edgenas.space.config import SpaceConfig, format_resolution, load_space_config, resolve_space_path
+from edgenas.space.genotype import Genotype, parse_genotype_text
+
+
+class SearchSpace:
+    """A validated space. Parameters resolve as: template default <- fixed <- choice <- tied copy."""
+
+    def __init__(self, config: SpaceConfig, source: str = "<config>") -> None:
+        self.config = config
+        self.source = source
+        if config.network not in TEMPLATES:
+            raise ConfigError(f"unknown network {config.network!r}; allowed: {', '.join(TEMPLATES)}",
+                              source=source, field="network")
+        self.template: Template = get_template(config.network)
+        self.widths = self._check_widths()
+        self._check_params()
+        self.stride = total_stride(self.template, self.widths)
+        for i, res in enumerate(config.resolutions):
+            if res[0] % self.stride or res[1] % self.stride:
+                raise ConfigError(
+                    f"{format_resolution(res)} is not divisible by the network's total stride {self.stride}",
+                    source=source, field=f"resolutions[{i}]")
+        self.space_key = self._space_key()
+        self.default = self._parse_default()
+
+    # ---- validation -----------------------------------------------------------------------------
+    def _err(self, field: str, msg: str) -> ConfigError:
+        return ConfigError(msg, source=self.source, field=field)
+
+    def _check_widths(self) -> dict[str, int]:
+        widths = dict(self.template.widths)
+        for k, v in self.config.widths.items():
+            if k not in widths:
+                raise self._err(f"widths.{k}", f"unknown width; allowed: {', '.join(self.template.widths)}")
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise self._err(f"widths.{k}", f"must be a positive integer, got {v!r}")
+            widths[k] = v
+        return widths
+
+    def _check_value(self, field: str, param: str, value: Any) -> None:
+        spec = self.template.params.get(param)
+        if spec is None:
+            raise self._err(field, f"unknown parameter {param!r} of network {self.template.name}; allowed: "
+                                   f"{', '.join(self.template.params)}")
+        if not spec.valid(value):
+            raise self._err(field, f"invalid value {value!r}; allowed: {spec.allowed_text()}")
+
+    def _check_params(self) -> None:
+        c = self.config
+        for k, v in c.fixed.items():
+            self._check_value(f"fixed.{k}", k, v)
+        for k, opts in c.choices.items():
+            if k in c.fixed:
+                raise self._err(f"choices.{k}", "is also in fixed; a parameter is either fixed or searched")
+            for i, v in enumerate(opts):
+                self._check_value(f"choices.{k}[{i}]", k, v)
+        for k, src in c.tied.items():
+            if src not in c.choices:
+                raise self._err(f"tied.{k}", f"must name a choice; allowed: {', '.join(c.choices)}")
+            if k in c.choices or k in c.fixed:
+                raise self._err(f"tied.{k}", "a tied parameter cannot also be fixed or searched")
+            for v in c.choices[src]:
+                self._check_value(f"tied.{k}", k, v)
+
+    def _space_key(self) -> str:
+        c = self.config
+        blob = json.dumps({"network": c.network, "in": c.input_channels, "widths": self.widths, "fixed": c.fixed,
+                           "tied": c.tied}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _parse_default(self) -> Genotype:
+        values = {k: opts[0] for k, opts in self.config.choices.items()}
+        for k, v in self.config.default.items():
+            if k not in self.config.choices:
+                raise self._err(f"default.{k}", f"not a choice; allowed: {', '.join(self.config.choices)}")
+            if v not in self.config.choices[k]:
+                raise self._err(f"default.{k}", f"{v!r} is not an option; allowed: "
+                                                f"{', '.join(map(str, self.config.choices[k]))}")
+            values[k] = v
+        return Genotype.of(values, self.space_key)
+
+    # ---- the interface ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def choices(self) -> Mapping[str, list[Any]]:
+        return self.config.choices
+
+    @property
+    def resolutions(self) -> list[tuple[int, int]]:
+        return list(self.config.resolutions)
+
+    def size(self) -> int:
+        n = 1
+        for opts in self.choices.values():
+            n *= len(opts)
+        return n
+
+    def genotype(self, values: Mapping[str, Any]) -> Genotype:
+        """Values in choice order; missing choices come from the default genotype."""
+        full = self.default.as_dict()
+        for k, v in values.items():
+            if k not in self.choices:
+                raise self._err(f"genotype.{k}", f"not a choice of this space; allowed: {', '.join(self.choices)}")
+            full[k] = self._coerce(k, v)
+        g = Genotype.of(full, self.space_key)
+        return g
+
+    def _coerce(self, k: str, v: Any) -> Any:
+        opts = self.choices[k]
+        if v in opts:
+            return v
+        for o in opts:  # values typed on a command line arrive as strings
+            if str(o) == str(v):
+                return o
+        raise self._err(f"genotype.{k}", f"{v!r} is not an option; allowed: {', '.join(map(str, opts))}")
+
+    def parse_genotype(self, text: str) -> Genotype:
+        try:
+            return self.genotype(parse_genotype_text(text))
+        except ValueError as e:
+            raise self._err("genotype", str(e)) from None
+
+    def enumerate(self) -> Iterator[Genotype]:
+        keys = list(self.choices)
+        for combo in itertools.product(*(self.choices[k] for k in keys)):
+            yield Genotype.of(dict(zip(keys, combo)), self.space_key)
+
+    def sample(self, rng: random.Random) -> Genotype:
+        return Genotype.of({k: rng.choice(opts) for k, opts in self.choices.items()}, self.space_key)
+
+    def mutate(self, g: Genotype, rng: random.Random) -> Genotype:
+        """Change exactly one choice that has alternatives (the regularized-evolution mutation)."""
+        mutable = [k for k, opts in self.choices.items() if len(opts) > 1]
+        if not mutable:
+            return g
+        k = rng.choice(mutable)
+        values = g.as_dict()
+        values[k] = rng.choice([o for o in self.choices[k] if o != values[k]])
+        return Genotype.of(values, self.space_key)
+
+    def contains(self, g: Genotype) -> bool:
+        d = g.as_dict()
+        return (g.space_key == self.space_key and set(d) == set(self.choices)
+                and all(d[k] in opts for k, opts in self.choices.items()))
+
+    def params(self, g: Genotype) -> dict[str, Any]:
+        p = {k: spec.default for k, spec in self.template.params.items()}
+        p.update(self.config.fixed)
+        p.update(g.as_dict())
+        for k, src in self.config.tied.items():
+            p[k] = p[src]
+        return p
+
+    def build(self, g: Genotype, resolution: tuple[int, int]) -> Graph:
+        if resolution[0] % self.stride or resolution[1] % self.stride:
+            raise ConfigError(f"{format_resolution(resolution)} is not divisible by the network's total stride "
+                              f"{self.stride}", source=self.source, field="resolution")
+        try:
+            graph = self.template.build(self.params(g), self.widths, self.config.input_channels, resolution)
+        except GraphError as e:
+            raise ConfigError(str(e), source=self.source, field=str(g)) from None
+        graph.name = f"{self.name}.{g.arch_id}.{format_resolution(resolution)}"
+        graph.meta.update(arch_id=g.arch_id, genotype=str(g), resolution=format_resolution(resolution))
+        return graph
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    path = resolve_space_path(str(name_or_path))
+    return SearchSpace(load_space_config(path), str(path))
