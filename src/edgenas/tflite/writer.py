@@ -1,0 +1,278 @@
+"""Graph (IR) -> int8 TFLite flatbuffer, written directly with the flatbuffers builder.
+
+Why direct: the compiler only needs a valid int8 file, and writing one here takes milliseconds per
+candidate, against seconds (and gigabytes of dependencies) for a framework converter. The layout follows
+what the TFLite converter emits (SAME padding, per-channel int8 weights, int32 bias with scale = input
+scale x weight scale, converter op versions), so the compiler sees the model a real export would give.
+
+Tensor names are the IR names (the op's block path, e.g. `head2.block.dw`), so the compiler's per-layer
+rows can be read back to blocks; constants are `<op>.weights`, `<op>.bias`, `<op>.size`, ...
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Callable, Mapping, NamedTuple
+
+import numpy as np
+from ethosu.vela.tflite import (
+    ActivationFunctionType,
+    AddOptions,
+    BuiltinOperator,
+    BuiltinOptions,
+    ConcatenationOptions,
+    Conv2DOptions,
+    DepthToSpaceOptions,
+    DepthwiseConv2DOptions,
+    Padding,
+    Pool2DOptions,
+    ResizeBilinearOptions,
+    ResizeNearestNeighborOptions,
+    SplitOptions,
+    SplitVOptions,
+    TensorType,
+    TransposeConvOptions,
+)
+
+from edgenas.errors import GraphError
+from edgenas.graph.ir import OP_ATTRS, Graph, Op
+from edgenas.tflite._fb import Assembler, Quant
+from edgenas.tflite.quant import QuantParams, assign_activation_quant
+from edgenas.tflite.weights import WEIGHTS_DESCRIPTION, trained_like_weights
+
+__all__ = ["WEIGHTS_DESCRIPTION", "GivenWeights", "graph_to_tflite"]
+
+_OP = BuiltinOperator.BuiltinOperator
+_OPT = BuiltinOptions.BuiltinOptions
+_ACT = {
+    "none": ActivationFunctionType.ActivationFunctionType.NONE,
+    "relu": ActivationFunctionType.ActivationFunctionType.RELU,
+    "relu6": ActivationFunctionType.ActivationFunctionType.RELU6,
+}
+_SAME = Padding.Padding.SAME
+_INT8 = TensorType.TensorType.INT8
+_INT32 = TensorType.TensorType.INT32
+
+
+def _opts(module: ModuleType, **fields: Any) -> tuple[int, ModuleType, str, dict[str, Any]]:
+    """Builtin options for Assembler.add_operator: the table is named like its schema module."""
+    name = module.__name__.rsplit(".", 1)[1]
+    return getattr(_OPT, name), module, name, fields
+
+
+class GivenWeights(NamedTuple):
+    """Quantised weights supplied by the caller (e.g. from training) instead of generated ones.
+
+    `weights`: int8 in TFLite layout ([cout,kh,kw,cin]; depthwise [1,kh,kw,c]); `bias`: int32 per output
+    channel, already quantised with scale = input scale x weight scale; `scales`: one per output channel
+    (or one for per-tensor weights)."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    scales: np.ndarray
+
+
+def _weight_layout(op: Op, cin: int) -> tuple[tuple[int, ...], int, int]:
+    """TFLite weight shape, quantised (output-channel) axis and fan-in of a weighted op."""
+    k = op.attr("kernel")
+    if op.kind == "depthwise_conv2d":
+        return (1, k, k, cin), 3, k * k
+    cout = op.attr("out_channels")
+    fan_in = k * k * cin
+    if op.kind == "transpose_conv2d":
+        # Each output pixel sees (k / stride)^2 taps per input channel.
+        fan_in = max(1, fan_in // (op.attr("stride") ** 2))
+    return (cout, k, k, cin), 0, fan_in
+
+
+class _Writer:
+    """One graph's conversion: tensor indices, activation quantisation and the op rules."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        seed: int,
+        per_channel: bool,
+        given: Mapping[str, GivenWeights],
+        overrides: Mapping[str, QuantParams] | None,
+    ) -> None:
+        self.g = graph
+        self.seed = seed
+        self.per_channel = per_channel
+        self.given = given
+        self.quant = assign_activation_quant(graph, overrides)
+        desc = f"edgenas {graph.name}; weights={WEIGHTS_DESCRIPTION} seed={seed} per_channel={per_channel}"
+        self.asm = Assembler(1 << 16, description=desc)  # the builder doubles its buffer as needed
+        self.index: dict[str, int] = {}
+        for name, t in graph.tensors.items():
+            scale, zp = self.quant[name]
+            self.index[name] = self.asm.add_tensor(name, t.shape, _INT8, Quant((scale,), (zp,)))
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _const_i32(self, name: str, values: tuple[int, ...] | int) -> int:
+        arr = np.asarray(values, dtype="<i4")
+        return self.asm.add_tensor(name, arr.shape, _INT32, data=arr)
+
+    def _weights(self, op: Op) -> tuple[int, int]:
+        """Add `<op>.weights` (int8) and `<op>.bias` (int32); return their tensor indices."""
+        x = op.inputs[0]
+        shape, axis, fan_in = _weight_layout(op, self.g.shape(x)[3])
+        s_in = np.float32(self.quant[x][0])
+        if op.name in self.given:
+            gw = self.given[op.name]
+            values = np.asarray(gw.weights, dtype=np.int8)
+            scales = np.asarray(gw.scales, dtype=np.float32).reshape(-1)
+            bias = np.asarray(gw.bias, dtype=np.int32)
+            if values.shape != shape or bias.shape != (shape[axis],) or scales.size not in (1, shape[axis]):
+                raise GraphError(
+                    f"op {op.name}: given weights {values.shape}, bias {bias.shape}, {scales.size} scales do not "
+                    f"fit weights {shape} with {shape[axis]} output channels"
+                )
+        else:
+            w = trained_like_weights(self.seed, op.name, shape, axis, fan_in, self.per_channel)
+            values, scales = w.values, w.scales
+            bias_scale = s_in * scales
+            bias = np.clip(np.rint(w.bias / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+        zeros = (0,) * scales.size
+        q_axis = axis if scales.size > 1 else 0
+        w_idx = self.asm.add_tensor(
+            f"{op.name}.weights", shape, _INT8, Quant(tuple(scales.tolist()), zeros, q_axis), data=values
+        )
+        b_quant = Quant(tuple((s_in * scales).astype(np.float32).tolist()), zeros, 0)
+        b_idx = self.asm.add_tensor(f"{op.name}.bias", (shape[axis],), _INT32, b_quant, data=bias.astype("<i4"))
+        return w_idx, b_idx
+
+    def _io(self, op: Op) -> tuple[list[int], list[int]]:
+        return [self.index[t] for t in op.inputs], [self.index[t] for t in op.outputs]
+
+    # ---- op rules --------------------------------------------------------------------------------
+    def conv2d(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        w, b = self._weights(op)
+        s = op.attr("stride")
+        act = _ACT[op.attr("act")]
+        opts = _opts(Conv2DOptions, Padding=_SAME, StrideW=s, StrideH=s, FusedActivationFunction=act)
+        self.asm.add_operator(_OP.CONV_2D, [x, w, b], outs, opts, version=3)
+
+    def depthwise_conv2d(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        w, b = self._weights(op)
+        s = op.attr("stride")
+        act = _ACT[op.attr("act")]
+        opts = _opts(
+            DepthwiseConv2DOptions, Padding=_SAME, StrideW=s, StrideH=s, DepthMultiplier=1, FusedActivationFunction=act
+        )
+        self.asm.add_operator(_OP.DEPTHWISE_CONV_2D, [x, w, b], outs, opts, version=3)
+
+    def transpose_conv2d(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        w, b = self._weights(op)
+        out_shape = self._const_i32(f"{op.name}.output_shape", self.g.shape(op.outputs[0]))
+        s = op.attr("stride")
+        act = op.attr("act")
+        opts = _opts(TransposeConvOptions, Padding=_SAME, StrideW=s, StrideH=s, FusedActivationFunction=_ACT[act])
+        version = 4 if act != "none" else 3
+        self.asm.add_operator(_OP.TRANSPOSE_CONV, [out_shape, w, x, b], outs, opts, version)
+
+    def max_pool2d(self, op: Op) -> None:
+        ins, outs = self._io(op)
+        k, s = op.attr("kernel"), op.attr("stride")
+        opts = _opts(Pool2DOptions, Padding=_SAME, StrideW=s, StrideH=s, FilterWidth=k, FilterHeight=k)
+        self.asm.add_operator(_OP.MAX_POOL_2D, ins, outs, opts, version=2)
+
+    def add(self, op: Op) -> None:
+        ins, outs = self._io(op)
+        opts = _opts(AddOptions, FusedActivationFunction=_ACT[op.attr("act")])
+        self.asm.add_operator(_OP.ADD, ins, outs, opts, version=2)
+
+    def concat(self, op: Op) -> None:
+        ins, outs = self._io(op)
+        axis = len(self.g.shape(op.outputs[0])) - 1
+        opts = _opts(ConcatenationOptions, Axis=axis)
+        self.asm.add_operator(_OP.CONCATENATION, ins, outs, opts, version=2)
+
+    def split(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        sizes = tuple(op.attr("sizes"))
+        axis_value = len(self.g.shape(op.inputs[0])) - 1
+        axis = self._const_i32(f"{op.name}.axis", axis_value)
+        if len(set(sizes)) == 1:
+            opts = _opts(SplitOptions, NumSplits=len(sizes))
+            self.asm.add_operator(_OP.SPLIT, [axis, x], outs, opts, version=2)
+        else:
+            size_splits = self._const_i32(f"{op.name}.size_splits", sizes)
+            opts = _opts(SplitVOptions, NumSplits=len(sizes))
+            self.asm.add_operator(_OP.SPLIT_V, [x, size_splits, axis], outs, opts, version=2)
+
+    def _size(self, op: Op) -> int:
+        _, h, w, _ = self.g.shape(op.outputs[0])
+        return self._const_i32(f"{op.name}.size", (h, w))
+
+    def resize_bilinear(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        hpc = bool(op.attr("half_pixel_centers"))
+        opts = _opts(ResizeBilinearOptions, AlignCorners=False, HalfPixelCenters=hpc)
+        self.asm.add_operator(_OP.RESIZE_BILINEAR, [x, self._size(op)], outs, opts, 3 if hpc else 2)
+
+    def resize_nearest(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        opts = _opts(ResizeNearestNeighborOptions, AlignCorners=False, HalfPixelCenters=False)
+        self.asm.add_operator(_OP.RESIZE_NEAREST_NEIGHBOR, [x, self._size(op)], outs, opts, 2)
+
+    def depth_to_space(self, op: Op) -> None:
+        ins, outs = self._io(op)
+        opts = _opts(DepthToSpaceOptions, BlockSize=op.attr("block"))
+        self.asm.add_operator(_OP.DEPTH_TO_SPACE, ins, outs, opts, version=2)
+
+    def hard_swish(self, op: Op) -> None:
+        self.asm.add_operator(_OP.HARD_SWISH, *self._io(op))
+
+    def relu(self, op: Op) -> None:
+        self.asm.add_operator(_OP.RELU, *self._io(op), version=2)
+
+    def relu6(self, op: Op) -> None:
+        self.asm.add_operator(_OP.RELU6, *self._io(op), version=2)
+
+    def reshape(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        shape = self._const_i32(f"{op.name}.shape", tuple(op.attr("shape")))
+        self.asm.add_operator(_OP.RESHAPE, [x, shape], outs)
+
+    def transpose(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        perm = tuple(op.attr("perm"))
+        p = self._const_i32(f"{op.name}.perm", perm)
+        self.asm.add_operator(_OP.TRANSPOSE, [x, p], outs, version=4 if len(perm) > 4 else 2)
+
+    # ---- driver ----------------------------------------------------------------------------------
+    def write(self) -> bytes:
+        for op in self.g.ops:
+            # Rules are the methods named like the IR op kinds.
+            rule: Callable[[Op], None] | None = getattr(self, op.kind, None) if op.kind in OP_ATTRS else None
+            if rule is None:
+                raise GraphError(f"op {op.name}: the TFLite writer has no rule for {op.kind!r}")
+            rule(op)
+        return self.asm.finish(
+            [self.index[t] for t in self.g.inputs], [self.index[t] for t in self.g.outputs], name=self.g.name
+        )
+
+
+def graph_to_tflite(
+    graph: Graph,
+    *,
+    seed: int,
+    per_channel: bool = True,
+    weights: Mapping[str, GivenWeights] | None = None,
+    activation_quant: Mapping[str, QuantParams] | None = None,
+) -> bytes:
+    """An int8 TFLite model (schema 3, one subgraph) of `graph`.
+
+    Weights are generated trained-like from `seed` (see `weights.py`; same graph and seed give identical
+    bytes), except for ops named in `weights`, whose quantised values are used as given. Activation
+    quantisation is fixed per tensor class (see `quant.py`); `activation_quant` (tensor -> (scale, zero
+    point)) overrides it, for calibrated exports.
+    """
+    if not graph.outputs:
+        raise GraphError(f"graph {graph.name}: no outputs marked")
+    return _Writer(graph, seed, per_channel, weights or {}, activation_quant).write()
+
