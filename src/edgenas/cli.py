@@ -104,14 +104,17 @@ def measure(
 ) -> None:
     """Measure your own int8 TFLite model: the same figures and per-layer table as a sweep row."""
     from edgenas.hardware.measure_file import measure_file
+    from edgenas.report.terminal import render_file_measurement
 
     profiles = _load_profiles(hardware, [])
     results = [measure_file(model, p) for p in profiles]
     if as_json:
-        out.print_json(json.dumps([r.to_dict() for r in results]))
-        return
-    for r in results:
-        r.print(out, layers=not no_layers)
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        for r in results:
+            render_file_measurement(out, r, layers=not no_layers)
+    if any(not r.measurement.ok for r in results):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -137,6 +140,46 @@ def show(
     out.print(f"total: {graph.macs:,} MACs, {graph.params:,} params, {graph.weight_bytes:,} weight bytes; "
               f"peak activations {plan.peak_bytes / 1024:,.1f} KiB at {plan.peak_op} "
               f"(live: {', '.join(plan.live_at_peak)})")
+
+
+@app.command()
+def calibrate(
+    space: str = typer.Argument(..., help="Built-in space name or YAML file whose candidates calibrate the model."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="Calibration JSON to write (use it as `calibration:` "
+                                  "in an analytic profile)."),
+    hardware: str = typer.Option("ethos-u55-256", "--hardware", "-H", help="Compiler profile to calibrate against."),
+    resolution: Optional[list[str]] = typer.Option(None, "--resolution", "-r", help="HxW; default: the space's."),
+    train_fraction: float = typer.Option(0.5, min=0.05, max=0.95, help="Share of architectures used to fit; the "
+                                         "rest are held out to check the ranking."),
+    seed: int = typer.Option(0, help="Seed of the train/test split."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
+) -> None:
+    """Fit the analytic evaluator's per-op coefficients to compiler measurements; report the held-out
+    Spearman rank correlation of analytic vs compiler cycles."""
+    from edgenas.hardware.calibrate import calibrate as fit
+    from edgenas.hardware.profile import load_profile
+    from edgenas.space.space import load_space
+    from edgenas.sweep.runner import plan_jobs, run_sweep
+
+    sp = load_space(space)
+    profile = load_profile(hardware)
+    if profile.evaluator != "vela":
+        raise ConfigError("calibration needs a compiler profile (evaluator: vela)", field="--hardware")
+    jobs_list = plan_jobs(sp, resolutions=_parse_resolutions(resolution))
+    results = run_sweep(sp, [profile], jobs_list, n_jobs=jobs, cache_path=cache or default_cache_path())
+    samples = [(r.job.genotype.arch_id, sp.build(r.job.genotype, r.job.resolution), r.measurements[0])
+               for r in results]
+    try:
+        rep = fit(samples, profile, train_fraction=train_fraction, seed=seed)
+    except ValueError as e:
+        raise ConfigError(str(e), source=sp.source) from None
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    rep.calibration.save(out_file)
+    out.print(f"fitted on {rep.train_archs} architectures, checked on {rep.test_archs} held-out ones "
+              f"({rep.test_points} points): Spearman {rep.spearman_calibrated:.3f} calibrated, "
+              f"{rep.spearman_roofline:.3f} plain roofline; median |error| {100 * rep.median_abs_rel_error:.1f}%")
+    out.print(f"calibration written to {out_file}")
 
 
 @hardware_app.command("list")

@@ -12,20 +12,30 @@ from typing import Any, Iterable, Sequence
 from edgenas.graph.ir import Graph
 from edgenas.hardware.measurement import Measurement
 from edgenas.hardware.profile import HardwareProfile
-from edgenas.hardware.vela import fit_flags
+from edgenas.hardware.fit import fit_flags
 from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace
 
-# Compiler figures copied from the Measurement into each row, in this order.
-METRIC_COLUMNS = (
-    "fps", "inference_ms", "cycles_total", "cycles_npu", "sram_kib", "offchip_flash_kib", "dram_kib",
-    "offchip_flash_access_cycles", "dram_access_cycles", "sram_access_cycles", "npu_ops", "cpu_ops",
-    "encoded_weight_bytes",
-)
+# CSV column -> Measurement metric, in column order.
+METRIC_COLUMNS = {
+    "fps": "fps",
+    "inference_ms": "inference_ms",
+    "cycles_total": "cycles_total",
+    "cycles_npu": "cycles_npu",
+    "sram_kib": "sram_kib",
+    "offchip_flash_kib": "offchip_flash_kib",
+    "dram_kib": "dram_kib",
+    "offchip_flash_access_cycles": "cycles_offchip_flash_access",
+    "dram_access_cycles": "cycles_dram_access",
+    "sram_access_cycles": "cycles_sram_access",
+    "npu_ops": "npu_ops",
+    "cpu_ops": "cpu_ops",
+    "encoded_weight_bytes": "encoded_weight_bytes",
+}
 IR_COLUMNS = ("macs", "params", "weight_bytes", "peak_activation_kib", "receptive_field")
 VERDICT_COLUMNS = ("over_sram", "over_flash", "fps_complete", "fps_end_to_end", "status", "error")
-TAIL_COLUMNS = ("arch_id", "compiler", "weights")
+TAIL_COLUMNS = ("arch_id", "evaluator", "compiler", "weights")
 
 
 def sweep_columns(choice_names: Sequence[str]) -> list[str]:
@@ -66,12 +76,12 @@ def cpu_part_seconds(graph: Graph, m: Measurement, profile: HardwareProfile) -> 
 
 
 def measurement_row(space: SearchSpace, g: Genotype, res: tuple[int, int], graph: Graph,
-                    profile: HardwareProfile, m: Measurement) -> dict[str, Any]:
+                    profile: HardwareProfile, m: Measurement, weights: str = "") -> dict[str, Any]:
     row: dict[str, Any] = dict(g.as_dict())
     row["resolution"] = format_resolution(res)
     row["hardware"] = profile.name
-    for col in METRIC_COLUMNS:
-        row[col] = m.metrics.get(col, "")
+    for col, metric in METRIC_COLUMNS.items():
+        row[col] = m.metrics.get(metric, "")
     row.update(ir_figures(graph))
     ok = m.status == "ok"
     flags = fit_flags(m, profile) if ok else {"over_sram": "", "over_flash": ""}
@@ -90,8 +100,9 @@ def measurement_row(space: SearchSpace, g: Genotype, res: tuple[int, int], graph
     row["status"] = m.status
     row["error"] = m.error
     row["arch_id"] = g.arch_id
+    row["evaluator"] = m.provenance.get("evaluator", "")
     row["compiler"] = m.provenance.get("compiler", "")
-    row["weights"] = m.provenance.get("weights", "")
+    row["weights"] = weights
     return row
 
 

@@ -37,6 +37,16 @@ class JobResult:
     compiled: int  # how many profiles had to be compiled (not from cache)
 
 
+def make_evaluator(profile: HardwareProfile) -> Any:
+    if profile.evaluator == "analytic":
+        from edgenas.hardware.analytic import AnalyticEvaluator
+
+        return AnalyticEvaluator(profile)
+    from edgenas.hardware.vela import VelaEvaluator
+
+    return VelaEvaluator(profile)
+
+
 def weight_seed(arch_id: str) -> int:
     """Weights are seeded by the network, so every resolution of one architecture has the same weights."""
     return int(arch_id[:8], 16)
@@ -49,39 +59,44 @@ _W: dict[str, Any] = {}
 
 def _init_worker(config: SpaceConfig, source: str, profiles: list[HardwareProfile], cache_path: str | None,
                  save_dir: str | None) -> None:
-    from edgenas.hardware.vela import VelaEvaluator
-
     _W["space"] = SearchSpace(config, source)
     _W["profiles"] = profiles
-    _W["evaluators"] = [VelaEvaluator(p) for p in profiles]
+    _W["evaluators"] = [make_evaluator(p) for p in profiles]
     _W["cache"] = MeasurementCache(cache_path) if cache_path else None
     _W["save_dir"] = Path(save_dir) if save_dir else None
 
 
 def run_job(job: SweepJob) -> JobResult:
-    from edgenas.tflite.writer import graph_to_tflite
+    from edgenas.tflite.writer import WEIGHTS_DESCRIPTION, graph_to_tflite
 
     space: SearchSpace = _W["space"]
     cache: MeasurementCache | None = _W["cache"]
+    profiles: list[HardwareProfile] = _W["profiles"]
     graph = space.build(job.genotype, job.resolution)
-    data = graph_to_tflite(graph, seed=weight_seed(job.genotype.arch_id))
+    seed = weight_seed(job.genotype.arch_id)
+    data = graph_to_tflite(graph, seed=seed)
     if _W["save_dir"] is not None:
         out = _W["save_dir"] / f"{job.genotype.arch_id}_{format_resolution(job.resolution)}.tflite"
         tmp = out.with_suffix(".tflite.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
-    keys = [cache_key(data, p) for p in _W["profiles"]]
-    cached = cache.get_many(keys) if cache else {}
+    # Only compiler measurements are cached: the analytic model takes microseconds.
+    keys = [cache_key(data, p) if p.evaluator == "vela" else None for p in profiles]
+    cached = cache.get_many([k for k in keys if k]) if cache else {}
     rows, measurements, compiled = [], [], 0
-    for key, profile, ev in zip(keys, _W["profiles"], _W["evaluators"]):
-        m = cached.get(key)
-        if m is None:
+    for key, profile, ev in zip(keys, profiles, _W["evaluators"]):
+        if key is None:
+            m = ev.evaluate_graph(graph)
+        elif key in cached:
+            m = cached[key]
+        else:
             m = ev.evaluate_bytes(data)
             compiled += 1
             if cache is not None:
                 cache.put(key, m)
         measurements.append(m)
-        rows.append(measurement_row(space, job.genotype, job.resolution, graph, profile, m))
+        rows.append(measurement_row(space, job.genotype, job.resolution, graph, profile, m,
+                                    weights=f"{WEIGHTS_DESCRIPTION} seed={seed}"))
     return JobResult(job, rows, measurements, compiled)
 
 

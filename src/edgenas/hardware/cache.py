@@ -1,0 +1,146 @@
+"""A persistent measurement cache on SQLite, safe for several processes writing at once.
+
+WAL journal + busy timeout let parallel sweep workers share one file; every put is one transaction, so a
+worker killed mid-sweep (SIGKILL included) leaves only whole rows. The key covers the model bytes and
+everything handed to the compiler (and its version), so a stale figure can never be served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import zlib
+from typing import Callable, Iterable
+
+from edgenas.hardware.measurement import Measurement
+from edgenas.hardware.profile import HardwareProfile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS measurements (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID
+"""
+_CHUNK = 500  # keys per SELECT ... IN (...), well under SQLite's variable limit
+
+
+def cache_key(model: bytes, profile: HardwareProfile, *, evaluator: str = "vela", per_layer: bool = True) -> str:
+    """sha256 over the model, the compiler's full input text and version, and the whole profile."""
+    h = hashlib.sha256(b"edgenas-measurement-v1\0")
+    h.update(hashlib.sha256(model).digest())
+    h.update(f"\0evaluator={evaluator}\0".encode())
+    if evaluator == "vela":
+        from edgenas.hardware.vela import compiler_options_key  # the compiler is only imported when keyed on
+
+        h.update(compiler_options_key(profile, per_layer=per_layer).encode())
+    h.update(b"\0" + json.dumps(profile.to_dict(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def cacheable(m: Measurement) -> bool:
+    """Successes and failures that are properties of the model; not timeouts or crashed workers."""
+    return m.ok or not m.retryable
+
+
+class MeasurementCache:
+    """get/put Measurements by key. One connection per process (reopened after fork)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 60.0) -> None:
+        self.path = os.fspath(path)
+        self.timeout_s = timeout_s
+        self._db: sqlite3.Connection | None = None
+        self._pid = -1
+        self._conn()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid():
+            db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            self._retry(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; WAL keeps it consistent
+            self._retry(lambda: db.execute(_SCHEMA))
+            self._db, self._pid = db, os.getpid()
+        return self._db
+
+    def _retry(self, fn: Callable[[], object]) -> None:
+        """Schema/journal set-up can report 'locked' before the busy handler applies; retry within timeout."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fn()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @staticmethod
+    def _decode(body: bytes) -> Measurement | None:
+        try:
+            return Measurement.from_json(zlib.decompress(body).decode("utf-8"))
+        except (ValueError, TypeError, KeyError, zlib.error):
+            return None  # an older schema or a foreign row: a miss, recomputed and replaced
+
+    @staticmethod
+    def _encode(m: Measurement) -> bytes:
+        return zlib.compress(m.to_json().encode("utf-8"), 6)
+
+    def get(self, key: str) -> Measurement | None:
+        row = self._conn().execute("SELECT body FROM measurements WHERE key = ?", (key,)).fetchone()
+        return self._decode(row[0]) if row else None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Measurement]:
+        """The cached subset of `keys`, in few queries."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, Measurement] = {}
+        db = self._conn()
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, body in db.execute(f"SELECT key, body FROM measurements WHERE key IN ({marks})", chunk):
+                m = self._decode(body)
+                if m is not None:
+                    out[key] = m
+        return out
+
+    def put(self, key: str, measurement: Measurement) -> bool:
+        """Store (replacing any older row); False when the measurement must not be cached."""
+        return self.put_many([(key, measurement)]) == 1
+
+    def put_many(self, items: Iterable[tuple[str, Measurement]]) -> int:
+        """Store several in one transaction; returns how many were cacheable and stored."""
+        rows = [(k, m.status, self._encode(m), time.time()) for k, m in items if cacheable(m)]
+        if not rows:
+            return 0
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def __len__(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+
+    def __contains__(self, key: object) -> bool:
+        row = self._conn().execute("SELECT 1 FROM measurements WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        if self._db is not None and self._pid == os.getpid():
+            self._db.close()
+        self._db = None
+
+    def __enter__(self) -> MeasurementCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
