@@ -33,6 +33,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_analytic.py
+	$(PY) benchmarks/compile_speed.py 20
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

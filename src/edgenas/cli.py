@@ -178,7 +178,8 @@ def calibrate(
     rep.calibration.save(out_file)
     out.print(f"fitted on {rep.train_archs} architectures, checked on {rep.test_archs} held-out ones "
               f"({rep.test_points} points): Spearman {rep.spearman_calibrated:.3f} calibrated, "
-              f"{rep.spearman_roofline:.3f} plain roofline; median |error| {100 * rep.median_abs_rel_error:.1f}%")
+              f"{rep.spearman_roofline:.3f} plain roofline; median |error| {100 * rep.median_abs_rel_error:.1f}% "
+              f"calibrated, {100 * rep.median_abs_rel_error_roofline:.1f}% plain roofline")
     out.print(f"calibration written to {out_file}")
 
 

@@ -130,7 +130,7 @@ def test_key_changes_with_any_byte_or_profile_option(small_model: bytes) -> None
         "system_config": "Ethos_U55_Deep_Embedded", "memory_mode": "Sram_Only", "sram_kib": 4096,
         "flash_kib": 1, "dram_kib": 1, "arena_cache_kib": 1024, "core_clock_hz": 1.0, "macs_per_cycle": 1.0,
         "sram_bytes_per_cycle": 1.0, "flash_bytes_per_cycle": 0.5, "dram_bytes_per_cycle": 1.0,
-        "host_cpu_macs_per_s": 1.0, "evaluator": "analytic",
+        "host_cpu_macs_per_s": 1.0, "evaluator": "analytic", "calibration": "/tmp/cal.json",
     }  # fmt: skip
     fields = {f.name for f in dataclasses.fields(p)} - {"vela_config"}
     assert set(changes) == fields, "a new profile field needs a key test"

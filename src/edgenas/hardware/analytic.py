@@ -100,9 +100,12 @@ def fit_calibration(samples: Iterable[tuple[Graph, Measurement]], profile: Hardw
     coefs = {}
     for kind, rows in xs.items():
         a = np.array(rows)
+        y = np.array(ys[kind])
+        # Relative errors matter (a 2x miss on a small layer as much as on a big one): weight rows by 1/y.
+        w = 1.0 / np.maximum(y, 1.0)
         scale = a.max(axis=0)
         scale[scale == 0] = 1.0
-        sol, _ = nnls(a / scale, np.array(ys[kind]))
+        sol, _ = nnls(a / scale * w[:, None], y * w)
         coefs[kind] = tuple(float(v) for v in sol / scale)
     return Calibration(profile.name, compiler, coefs)
 

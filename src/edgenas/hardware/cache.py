@@ -7,6 +7,7 @@ everything handed to the compiler (and its version), so a stale figure can never
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import time
 import zlib
 from typing import Callable, Iterable
 
+from edgenas.hardware import _velaconf as vc
 from edgenas.hardware.measurement import Measurement
 from edgenas.hardware.profile import HardwareProfile
 
@@ -33,13 +35,22 @@ def cache_key(model: bytes, profile: HardwareProfile, *, evaluator: str = "vela"
     """sha256 over the model, the compiler's full input text and version, and the whole profile."""
     h = hashlib.sha256(b"edgenas-measurement-v1\0")
     h.update(hashlib.sha256(model).digest())
-    h.update(f"\0evaluator={evaluator}\0".encode())
+    ini = vc.ini_text(vc.ini_path(profile.vela_config)) if evaluator == "vela" else ""
+    h.update(_setup_material(profile, evaluator, per_layer, ini))
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _setup_material(profile: HardwareProfile, evaluator: str, per_layer: bool, ini: str) -> bytes:
+    """Everything but the model. Memoised on the profile and the ini file's current text (read afresh by
+    the caller), since building the compiler's option text is the slow part of a key."""
+    parts = [f"\0evaluator={evaluator}\0".encode()]
     if evaluator == "vela":
         from edgenas.hardware.vela import compiler_options_key  # the compiler is only imported when keyed on
 
-        h.update(compiler_options_key(profile, per_layer=per_layer).encode())
-    h.update(b"\0" + json.dumps(profile.to_dict(), sort_keys=True).encode())
-    return h.hexdigest()
+        parts.append(compiler_options_key(profile, per_layer=per_layer).encode())
+    parts.append(b"\0" + json.dumps(profile.to_dict(), sort_keys=True).encode())
+    return b"".join(parts)
 
 
 def cacheable(m: Measurement) -> bool:

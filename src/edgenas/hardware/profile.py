@@ -47,6 +47,7 @@ class HardwareProfile:
     dram_bytes_per_cycle: float | None
     host_cpu_macs_per_s: float | None = None  # to estimate ops that fall back to the CPU
     vela_config: str | None = None  # absolute path of a custom vela.ini; None = the compiler's own
+    calibration: str | None = None  # analytic evaluator: absolute path of `edgenas calibrate` output
 
     @property
     def arena_cache_bytes(self) -> int:
@@ -68,6 +69,7 @@ class _Spec(BaseModel):
     system_config: str | None = None
     memory_mode: str | None = None
     vela_config: str | None = None
+    calibration: str | None = None
     sram_kib: PositiveInt
     flash_kib: PositiveInt | None = None
     dram_kib: PositiveInt | None = None
@@ -150,6 +152,17 @@ def _resolve(spec: _Spec, source: str, base_dir: str | None) -> HardwareProfile:
         vela_ini = os.path.abspath(vela_ini)
         if not os.path.isfile(vela_ini):
             raise ConfigError(f"vela config file {vela_ini} not found", source=source, field="vela_config")
+    calibration = None
+    if spec.calibration:
+        calibration = spec.calibration
+        if not os.path.isabs(calibration) and base_dir:
+            calibration = os.path.join(base_dir, calibration)
+        calibration = os.path.abspath(calibration)
+        if not os.path.isfile(calibration):
+            raise ConfigError(f"calibration file {calibration} not found (make one with `edgenas calibrate`)",
+                              source=source, field="calibration")
+        if spec.evaluator != "analytic":
+            raise ConfigError("calibration only applies to evaluator: analytic", source=source, field="calibration")
     arena = spec.arena_cache_kib or spec.sram_kib
     if arena > spec.sram_kib:
         raise ConfigError(
@@ -167,6 +180,7 @@ def _resolve(spec: _Spec, source: str, base_dir: str | None) -> HardwareProfile:
         dram_kib=spec.dram_kib,
         arena_cache_kib=arena,
         host_cpu_macs_per_s=spec.host_cpu_macs_per_s,
+        calibration=calibration,
     )
     if spec.accelerator_config is None:
         return _cpu_only(spec, source, common)

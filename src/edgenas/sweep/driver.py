@@ -42,15 +42,17 @@ def sweep_to_csv(space: SearchSpace, profiles: list[HardwareProfile], out_csv: P
     t0 = time.perf_counter()
     compiled = 0
     total = len(jobs) * len(profiles)
+    # auto_refresh=False: no refresh thread, so the worker processes can be forked safely.
     with Progress(TextColumn("[bold]sweep[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
-                  transient=False, disable=console is None) as bar:
+                  transient=False, disable=console is None, auto_refresh=False) as bar:
         task = bar.add_task(space.name, total=total)
 
         def on_result(r: JobResult) -> None:
             nonlocal compiled
             compiled += r.compiled
             bar.advance(task, len(r.rows))
+            bar.refresh()
 
         results = run_sweep(space, profiles, jobs, n_jobs=n_jobs, cache_path=cache_path,
                             save_tflite=save_tflite, on_result=on_result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgenas.space.config import SpaceConfig, format_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace
 from edgenas.sweep.rows import measurement_row
+from edgenas.tflite.writer import WEIGHTS_DESCRIPTION, graph_to_tflite
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,21 @@ class JobResult:
 
 
 def make_evaluator(profile: HardwareProfile) -> Any:
+    """The profile's evaluator. The compiler's input check stays on even for our own models: the C++ core
+    segfaults on a malformed flatbuffer, which would take a whole worker process down."""
     if profile.evaluator == "analytic":
-        from edgenas.hardware.analytic import AnalyticEvaluator
+        from edgenas.hardware.analytic import AnalyticEvaluator, Calibration
 
-        return AnalyticEvaluator(profile)
+        return AnalyticEvaluator(profile, Calibration.load(profile.calibration) if profile.calibration else None)
     from edgenas.hardware.vela import VelaEvaluator
 
     return VelaEvaluator(profile)
+
+
+def _evaluator(i: int) -> Any:
+    if i not in _W["evaluators"]:
+        _W["evaluators"][i] = make_evaluator(_W["profiles"][i])
+    return _W["evaluators"][i]
 
 
 def weight_seed(arch_id: str) -> int:
@@ -61,14 +71,12 @@ def _init_worker(config: SpaceConfig, source: str, profiles: list[HardwareProfil
                  save_dir: str | None) -> None:
     _W["space"] = SearchSpace(config, source)
     _W["profiles"] = profiles
-    _W["evaluators"] = [make_evaluator(p) for p in profiles]
+    _W["evaluators"] = {}  # made on first use: a fully cached sweep never loads the compiler
     _W["cache"] = MeasurementCache(cache_path) if cache_path else None
     _W["save_dir"] = Path(save_dir) if save_dir else None
 
 
 def run_job(job: SweepJob) -> JobResult:
-    from edgenas.tflite.writer import WEIGHTS_DESCRIPTION, graph_to_tflite
-
     space: SearchSpace = _W["space"]
     cache: MeasurementCache | None = _W["cache"]
     profiles: list[HardwareProfile] = _W["profiles"]
@@ -84,13 +92,13 @@ def run_job(job: SweepJob) -> JobResult:
     keys = [cache_key(data, p) if p.evaluator == "vela" else None for p in profiles]
     cached = cache.get_many([k for k in keys if k]) if cache else {}
     rows, measurements, compiled = [], [], 0
-    for key, profile, ev in zip(keys, profiles, _W["evaluators"]):
+    for i, (key, profile) in enumerate(zip(keys, profiles)):
         if key is None:
-            m = ev.evaluate_graph(graph)
+            m = _evaluator(i).evaluate_graph(graph)
         elif key in cached:
             m = cached[key]
         else:
-            m = ev.evaluate_bytes(data)
+            m = _evaluator(i).evaluate_bytes(data)
             compiled += 1
             if cache is not None:
                 cache.put(key, m)
@@ -132,7 +140,9 @@ def _iterate(jobs: list[SweepJob], n: int, init_args: tuple) -> Iterator[tuple[i
         for i, job in enumerate(jobs):
             yield i, run_job(job)
         return
-    ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
+    # fork: workers inherit the parent's imports (the compiler alone takes ~0.5 s to import), which is
+    # what keeps a fully cached re-run fast. The parent starts no threads before the pool forks.
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
         chunk = max(1, min(8, len(jobs) // (n * 4)))
         for i, res in enumerate(pool.map(run_job, jobs, chunksize=chunk)):
