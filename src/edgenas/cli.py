@@ -24,7 +24,8 @@ app = typer.Typer(
 hardware_app = typer.Typer(help="Hardware profiles: list them, show one, print the matching vela CLI options.",
                            no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
-out = Console()
+# Piped output is read by programs and pagers: do not squeeze tables into 80 columns then.
+out = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True)
 
 
@@ -132,7 +133,9 @@ def show(
     g = sp.parse_genotype(genotype)
     res = (_parse_resolutions([resolution]) or [sp.resolutions[0]])[0] if resolution else sp.resolutions[0]
     graph = sp.build(g, res)
-    t = Table(*LAYER_TABLE_COLUMNS, title=f"{sp.name}: {g} @ {res[0]}x{res[1]} (arch_id {g.arch_id})")
+    t = Table(title=f"{sp.name}: {g} @ {res[0]}x{res[1]} (arch_id {g.arch_id})")
+    for col in LAYER_TABLE_COLUMNS:  # fold, never truncate: op names are the point of the table
+        t.add_column(col, overflow="fold")
     for row in layer_table(graph):
         t.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
     out.print(t)
@@ -181,6 +184,23 @@ def calibrate(
               f"{rep.spearman_roofline:.3f} plain roofline; median |error| {100 * rep.median_abs_rel_error:.1f}% "
               f"calibrated, {100 * rep.median_abs_rel_error_roofline:.1f}% plain roofline")
     out.print(f"calibration written to {out_file}")
+
+
+@app.command("npu-support")
+def npu_support(
+    out_file: Path = typer.Option(Path("docs/npu_support.md"), "--out", "-o", help="Markdown file to write."),
+    check: bool = typer.Option(False, "--check", help="Regenerate and compare the NPU/CPU cells with the file; "
+                               "exit 1 if the compiler's verdict changed."),
+    workers: int = typer.Option(0, "--workers", help="Processes (0 = one per core)."),
+) -> None:
+    """Compile every block and upsampler alone for every built-in compiler target and write where each op
+    runs (NPU, or CPU fallback), e.g. docs/npu_support.md."""
+    from edgenas.hardware.npu_support import main as generate
+
+    argv = ["--out", str(out_file)] + (["--check"] if check else []) + (["--workers", str(workers)] if workers else [])
+    code = generate(argv)
+    if code:
+        raise typer.Exit(code)
 
 
 @hardware_app.command("list")

@@ -179,3 +179,31 @@ def test_killed_sweep_resumes_without_corrupt_rows(tmp_path: Path) -> None:
     r = run(*args)
     assert f"({56 - kept} compiled, {kept} from cache, 0 failed" in r.stderr
     assert len(read_csv(out)) == 56
+
+
+def test_measure_refuses_a_float_model(tmp_path: Path) -> None:
+    from ethosu.vela.tflite import BuiltinOperator, TensorType
+
+    from edgenas.tflite._fb import Assembler
+
+    asm = Assembler()
+    x = asm.add_tensor("x", (1, 8, 8, 4), TensorType.TensorType.FLOAT32, None)
+    y = asm.add_tensor("y", (1, 8, 8, 4), TensorType.TensorType.FLOAT32, None)
+    asm.add_operator(BuiltinOperator.BuiltinOperator.RELU, [x], [y])
+    model = tmp_path / "float.tflite"
+    model.write_bytes(asm.finish([x], [y]))
+    r = run("measure", str(model), check=False)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"edgenas: error: {model}: input tensor 'x' is FLOAT32; "
+                                             + r.stderr.split("FLOAT32; ", 1)[1].strip()]
+
+
+def test_show_prints_the_layer_table_of_the_ir() -> None:
+    from edgenas.space.space import load_space
+
+    r = run("show", "flow_head_upsample", "-g", "backbone=resnet,head1_block=mbconv_e4", "-r", "156x208")
+    space = load_space("flow_head_upsample")
+    graph = space.build(space.genotype({"backbone": "resnet", "head1_block": "mbconv_e4"}), (156, 208))
+    for op in graph.ops:
+        assert op.name in r.stdout
+    assert f"total: {graph.macs:,} MACs, {graph.params:,} params" in r.stdout.replace("\n", " ")

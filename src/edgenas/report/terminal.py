@@ -41,8 +41,10 @@ def render_file_measurement(console: Console, fm: FileMeasurement, *, layers: bo
         t.add_row("fps complete", "[yellow]no: CPU-fallback ops are not in the compiler's FPS[/]")
     console.print(t)
     if layers and m.layers:
-        lt = Table("op", "target", "name", "cycles", "% cycles", "SRAM AC", "DRAM AC", "OffFlash AC", "MACs",
-                   "util %", title="per layer")
+        lt = Table(title="per layer")
+        for col in ("op", "target", "name", "cycles", "% cycles", "SRAM AC", "DRAM AC", "OffFlash AC", "MACs",
+                    "util %"):
+            lt.add_column(col, overflow="fold")
         total = max(1, int(m.metrics.get("cycles_total", 1)))
         for r in m.layers:
             lt.add_row(r.original_op, r.target, r.name, f"{r.cycles:,}", f"{100 * r.cycles / total:.1f}",
