@@ -26,7 +26,7 @@ def residual_net(h: int, w: int, *, cpu_op: bool) -> Graph:
     e = g.add("conv2d", "c4", [d], kernel=3, stride=2, out_channels=64, act="relu")
     y = g.add("conv2d", "pw5", [e], kernel=1, stride=1, out_channels=16, act="none")
     if cpu_op:
-        y = g.add("depth_to_space", "d2s6", [y], block=2)
+        y = g.add("depth_to_space", "d2s6", [y], block=2, lowering="op")  # the TFLite op: CPU fallback
     g.mark_output(y)
     return g
 

@@ -73,7 +73,7 @@ def test_cases_cover_registry_and_upsamplers() -> None:
 
 @pytest.mark.parametrize("target", ["ethos-u55-256", "ethos-u85-256"])
 def test_depth_to_space_falls_back_to_cpu(rows: list[ns.SupportRow], target: str) -> None:
-    for r in _pick(rows, "depth_to_space", scale=2):
+    for r in _pick(rows, "depth_to_space_op", scale=2):
         if r.profile == target:
             assert r.status == "ok" and r.cpu_kinds == ("depth_to_space",), (r.case, r.cell)
             assert [p.target for p in r.ops if p.kind == "conv2d"] == ["NPU"]  # its 1x1 widening conv stays
@@ -139,7 +139,7 @@ def test_probe_attributes_the_cpu_op_by_name() -> None:
 
 
 def test_attribution_cross_checks_fail_loudly() -> None:
-    case = ns.SupportCase("upsample", "depth_to_space", ns.SMALL, scale=2)
+    case = ns.SupportCase("upsample", "depth_to_space_op", ns.SMALL, scale=2)
     graph = case.build()
     m, model = VelaEvaluator(load_profile("ethos-u55-256")).compile(graph_to_tflite(graph, seed=0))
     assert model is not None and m.metrics["cpu_ops"] == 1
@@ -163,7 +163,7 @@ def test_main_writes_and_checks(
 ) -> None:
     few = [
         ns.SupportCase("block", "conv3x3", ns.SMALL),
-        ns.SupportCase("upsample", "depth_to_space", ns.SMALL, scale=2),
+        ns.SupportCase("upsample", "depth_to_space_op", ns.SMALL, scale=2),
     ]
     monkeypatch.setattr(ns, "support_cases", lambda *a, **k: few)
     out = tmp_path / "sub" / "npu.md"

@@ -14,7 +14,7 @@ SPACE = """
 name: d2s_probe
 network: flow
 resolutions: [64x96]
-fixed: {upsample: depth_to_space}
+fixed: {upsample: depth_to_space_op}
 choices:
   backbone: [shufflenet]
   head1_block: [conv3x3, dsconv3x3]

@@ -159,14 +159,16 @@ def upsample(g: Graph, x: str, name: str, kind: str, scale: int = 2) -> str:
         return g.add("resize_nearest", f"{name}.resize", [x], scale=scale)
     if kind == "transposed_conv":
         return g.add("transpose_conv2d", f"{name}.tconv", [x], kernel=2 * scale, stride=scale, out_channels=c)
-    if kind == "depth_to_space":
-        # Widen with a 1x1 conv so the channel count survives the rearrangement.
+    if kind in ("depth_to_space", "depth_to_space_op"):
+        # Widen with a 1x1 conv so the channel count survives the rearrangement. `depth_to_space` is
+        # lowered to an NPU transposed conv; `depth_to_space_op` keeps the TFLite op (CPU on Ethos-U).
         y = g.add("conv2d", f"{name}.expand", [x], kernel=1, stride=1, out_channels=c * scale * scale)
-        return g.add("depth_to_space", f"{name}.d2s", [y], block=scale)
+        lowering = "transpose_conv" if kind == "depth_to_space" else "op"
+        return g.add("depth_to_space", f"{name}.d2s", [y], block=scale, lowering=lowering)
     raise GraphError(f"{name}: unknown upsampling {kind!r}; allowed: {', '.join(UPSAMPLERS)}")
 
 
-UPSAMPLERS = ("bilinear", "bilinear_hpc", "nearest", "transposed_conv", "depth_to_space")
+UPSAMPLERS = ("bilinear", "bilinear_hpc", "nearest", "transposed_conv", "depth_to_space", "depth_to_space_op")
 
 # ---- registry ----------------------------------------------------------------------------------------
 

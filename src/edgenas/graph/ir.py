@@ -27,7 +27,7 @@ OP_ATTRS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "split": ("sizes",),
         "resize_bilinear": ("scale", "half_pixel_centers"),
         "resize_nearest": ("scale",),
-        "depth_to_space": ("block",),
+        "depth_to_space": ("block", "lowering"),
         "hard_swish": (),
         "relu": (),
         "relu6": (),
@@ -42,10 +42,14 @@ _DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "transpose_conv2d": {"act": "none"},
         "add": {"act": "none"},
         "resize_bilinear": {"half_pixel_centers": False},
+        "depth_to_space": {"lowering": "transpose_conv"},
     }
 )
 # Ops that carry weights (int8 weights + int32 bias per output channel).
 WEIGHTED_OPS = frozenset({"conv2d", "depthwise_conv2d", "transpose_conv2d"})
+# How DEPTH_TO_SPACE is deployed: the TFLite op itself (the CPU runs it on Ethos-U), or a stride-b
+# transposed conv with fixed one-hot weights, which computes the same rearrangement on the NPU.
+D2S_LOWERINGS = ("transpose_conv", "op")
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ class Graph:
         extra = [a for a in full if a not in OP_ATTRS[kind]]
         if missing or extra:
             raise GraphError(f"op {name} ({kind}): missing attrs {missing}, unexpected attrs {extra}")
+        if kind == "depth_to_space" and full["lowering"] not in D2S_LOWERINGS:
+            raise GraphError(f"op {name}: lowering must be one of {D2S_LOWERINGS}, got {full['lowering']!r}")
         if "act" in full and full["act"] not in ACTIVATIONS:
             raise GraphError(f"op {name}: act must be one of {ACTIVATIONS}, got {full['act']!r}")
         ins = tuple(inputs)
@@ -331,6 +337,9 @@ def op_macs(op: Op, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]
     if op.kind == "transpose_conv2d":
         k = op.attr("kernel")
         return math.prod(in_shapes[0]) * k * k * op.attr("out_channels")
+    if op.kind == "depth_to_space" and op.attr("lowering") == "transpose_conv":
+        b = op.attr("block")
+        return math.prod(in_shapes[0]) * b * b * out_shape[3]
     return 0
 
 
@@ -344,6 +353,9 @@ def op_params(op: Op, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ..
 
 
 def op_weight_bytes(op: Op, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> int:
-    """int8 weights plus int32 bias, as stored in the TFLite file."""
+    """int8 weights plus int32 bias, as stored in the TFLite file (fixed, untrained ones included)."""
+    if op.kind == "depth_to_space" and op.attr("lowering") == "transpose_conv":
+        b = op.attr("block")
+        return b * b * in_shapes[0][3] * out_shape[3] + 4 * out_shape[3]
     p = op_params(op, in_shapes, out_shape)
     return 0 if p == 0 else (p - out_shape[3]) + 4 * out_shape[3]

@@ -221,8 +221,31 @@ class _Writer:
 
     def depth_to_space(self, op: Op) -> None:
         ins, outs = self._io(op)
-        opts = _opts(DepthToSpaceOptions, BlockSize=op.attr("block"))
-        self.asm.add_operator(_OP.DEPTH_TO_SPACE, ins, outs, opts, version=2)
+        b = op.attr("block")
+        if op.attr("lowering") == "op":
+            opts = _opts(DepthToSpaceOptions, BlockSize=b)
+            self.asm.add_operator(_OP.DEPTH_TO_SPACE, ins, outs, opts, version=2)
+            return
+        # TRANSPOSE_CONV kernel b, stride b: out[b*i+dy, b*j+dx, c] = sum_k in[i, j, k] * W[c, dy, dx, k], and
+        # with W[c, dy, dx, (dy*b + dx)*C + c] = 1 (TFLite's DCR order) that is exactly DEPTH_TO_SPACE.
+        # Weights 127 at scale 1/127 and equal input/output quantisation make it bit-exact in int8.
+        cin = self.g.shape(op.inputs[0])[3]
+        cout = cin // (b * b)
+        w = np.zeros((cout, b, b, cin), dtype=np.int8)
+        for dy in range(b):
+            for dx in range(b):
+                w[np.arange(cout), dy, dx, (dy * b + dx) * cout + np.arange(cout)] = 127
+        s_w = np.float32(1.0 / 127.0)
+        s_in = np.float32(self.quant[op.inputs[0]][0])
+        zeros = (0,) * cout
+        w_idx = self.asm.add_tensor(f"{op.name}.weights", w.shape, _INT8, Quant((float(s_w),) * cout, zeros, 0),
+                                    data=w)
+        b_idx = self.asm.add_tensor(f"{op.name}.bias", (cout,), _INT32, Quant((float(s_in * s_w),) * cout, zeros, 0),
+                                    data=np.zeros(cout, dtype="<i4"))
+        out_shape = self._const_i32(f"{op.name}.output_shape", self.g.shape(op.outputs[0]))
+        opts = _opts(TransposeConvOptions, Padding=_SAME, StrideW=b, StrideH=b,
+                     FusedActivationFunction=_ACT["none"])
+        self.asm.add_operator(_OP.TRANSPOSE_CONV, [out_shape, w_idx, ins[0], b_idx], outs, opts, 3)
 
     def hard_swish(self, op: Op) -> None:
         self.asm.add_operator(_OP.HARD_SWISH, *self._io(op))
