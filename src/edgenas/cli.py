@@ -49,10 +49,10 @@ def _parse_resolutions(values: list[str] | None, field: str = "--resolution") ->
 
 
 def _load_profiles(names: list[str] | None, fallback: list[str]) -> list[Any]:
-    from edgenas.hardware.profile import DEFAULT_PROFILE, load_profile
+    from edgenas.hardware.profile import DEFAULT_PROFILE, load_profile_spec
 
     chosen = names or fallback or [DEFAULT_PROFILE]
-    profiles = [load_profile(n) for n in chosen]
+    profiles = [load_profile_spec(n) for n in chosen]
     seen = set()
     for p in profiles:
         if p.name in seen:
@@ -66,8 +66,9 @@ def sweep(
     space: str = typer.Argument(..., help="A built-in space name (e.g. flow_head_upsample) or a space YAML file."),
     out_csv: Path = typer.Option(..., "--out", "-o", help="CSV to write: one row per network x resolution x profile."),
     hardware: Optional[list[str]] = typer.Option(
-        None, "--hardware", "-H", help="Hardware profile name or YAML file; repeat to sweep several "
-        "(e.g. the same NPU with 1, 2 and 4 MiB SRAM). Default: the space's `hardware`, else ethos-u55-256."),
+        None, "--hardware", "-H", help="Hardware profile name or YAML file, optionally with changed fields "
+        "(ethos-u55-256:sram_kib=1024); repeat to sweep several (e.g. the same NPU with 1, 2 and 4 MiB SRAM). "
+        "Default: the space's `hardware`, else ethos-u55-256."),
     resolution: Optional[list[str]] = typer.Option(
         None, "--resolution", "-r", help="HxW; repeat for several. Default: the space's resolutions."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
@@ -99,7 +100,8 @@ def sweep(
 @app.command()
 def measure(
     model: Path = typer.Argument(..., help="An int8 .tflite model."),
-    hardware: Optional[list[str]] = typer.Option(None, "--hardware", "-H", help="Profile(s); default ethos-u55-256."),
+    hardware: Optional[list[str]] = typer.Option(None, "--hardware", "-H", help="Profile(s), as for sweep; default "
+                                                 "ethos-u55-256."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of tables."),
     no_layers: bool = typer.Option(False, "--no-layers", help="Leave out the per-layer table."),
 ) -> None:
@@ -161,12 +163,12 @@ def calibrate(
     """Fit the analytic evaluator's per-op coefficients to compiler measurements; report the held-out
     Spearman rank correlation of analytic vs compiler cycles."""
     from edgenas.hardware.calibrate import calibrate as fit
-    from edgenas.hardware.profile import load_profile
+    from edgenas.hardware.profile import load_profile_spec
     from edgenas.space.space import load_space
     from edgenas.sweep.runner import plan_jobs, run_sweep
 
     sp = load_space(space)
-    profile = load_profile(hardware)
+    profile = load_profile_spec(hardware)
     if profile.evaluator != "vela":
         raise ConfigError("calibration needs a compiler profile (evaluator: vela)", field="--hardware")
     jobs_list = plan_jobs(sp, resolutions=_parse_resolutions(resolution))
@@ -223,9 +225,9 @@ def hardware_show(
                                    "this profile's figures."),
 ) -> None:
     """Show a profile, or the `vela` command-line options equal to it."""
-    from edgenas.hardware.profile import load_profile, vela_cli_args
+    from edgenas.hardware.profile import load_profile_spec, vela_cli_args
 
-    p = load_profile(profile)
+    p = load_profile_spec(profile)
     if vela_args:
         print(" ".join(vela_cli_args(p)))
         return

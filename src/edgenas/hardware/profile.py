@@ -125,6 +125,30 @@ def load_profile(name_or_path: str | None = None, overrides: Mapping[str, Any] |
     return profile_from_mapping(data, source=path, base_dir=os.path.dirname(path))
 
 
+def load_profile_spec(spec: str) -> HardwareProfile:
+    """`NAME_OR_FILE` or `NAME_OR_FILE:field=value,field=value`: a profile with some fields changed, named
+    after the whole spec unless `name=` is given (so `ethos-u55-256:sram_kib=1024` and the plain profile
+    can sit side by side in one sweep)."""
+    base, sep, rest = spec.partition(":")
+    if not sep or os.path.isfile(spec):
+        return load_profile(spec)
+    overrides: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"expected FIELD=VALUE after ':', got {part!r}; e.g. ethos-u55-256:sram_kib=1024",
+                              field="hardware")
+        key = key.strip()
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown profile field {key!r}; allowed: {', '.join(_FIELDS)}", field="hardware")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            overrides[key] = value
+    overrides.setdefault("name", spec)
+    return load_profile(base, overrides)
+
+
 def profile_from_mapping(
     data: Mapping[str, Any], *, source: str = "<profile>", base_dir: str | None = None
 ) -> HardwareProfile:
