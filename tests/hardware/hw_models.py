@@ -36,3 +36,29 @@ def flow_net() -> Graph:
     t = get_template("flow")
     params = {k: v.default for k, v in t.params.items()}
     return t.build(params, {**t.widths, "head1": 48}, 6, (192, 256))
+
+
+# A U55 system whose AXI1 is DRAM, so Dedicated_Sram (spilling to DRAM) works on U55.
+DRAM_INI = """
+[System_Config.U55_With_Dram]
+core_clock=400e6
+axi0_port=Sram
+axi1_port=Dram
+Sram_clock_scale=1.0
+Sram_burst_length=32
+Sram_read_latency=32
+Sram_write_latency=32
+Sram_max_reads=4
+Sram_max_writes=4
+Dram_clock_scale=0.5
+Dram_burst_length=128
+Dram_read_latency=250
+Dram_write_latency=250
+Dram_max_reads=8
+Dram_max_writes=4
+
+[Memory_Mode.Dedicated_Sram]
+const_mem_area=Axi1
+arena_mem_area=Axi1
+cache_mem_area=Axi0
+"""

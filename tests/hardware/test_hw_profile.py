@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hw_models import DRAM_INI
 from ethosu.vela import architecture_features as af
 
 from edgenas.errors import ConfigError
@@ -175,25 +176,6 @@ def test_analytic_profile_rules() -> None:
     assert p.accelerator_config is None and p.flash_bytes_per_cycle is None
 
 
-DRAM_INI = """
-[System_Config.U55_With_Dram]
-core_clock=400e6
-axi0_port=Sram
-axi1_port=Dram
-Sram_clock_scale=1.0
-Sram_burst_length=32
-Sram_read_latency=32
-Sram_write_latency=32
-Dram_clock_scale=0.5
-Dram_burst_length=128
-Dram_read_latency=250
-Dram_write_latency=250
-
-[Memory_Mode.Dedicated_Sram]
-const_mem_area=Axi1
-arena_mem_area=Axi1
-cache_mem_area=Axi0
-"""
 
 
 def test_custom_vela_ini_relative_to_yaml(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hw_models import VELA_EXE
+from hw_models import DRAM_INI, VELA_EXE
 from ethosu.vela import vela as vela_cli  # first: vela's own modules import each other in this order
 from ethosu.vela.nn_graph import TensorAllocator
 from ethosu.vela.tensor import Tensor
@@ -22,29 +22,6 @@ from edgenas.hardware.vela import compile_to_vela_tflite, compiler_options_text
 
 REL = 1e-4  # the compiler is not bit-deterministic across processes (~1e-5 seen)
 
-DRAM_INI = """
-[System_Config.U55_With_Dram]
-core_clock=400e6
-axi0_port=Sram
-axi1_port=Dram
-Sram_clock_scale=1.0
-Sram_burst_length=32
-Sram_read_latency=32
-Sram_write_latency=32
-Sram_max_reads=4
-Sram_max_writes=4
-Dram_clock_scale=0.5
-Dram_burst_length=128
-Dram_read_latency=250
-Dram_write_latency=250
-Dram_max_reads=8
-Dram_max_writes=4
-
-[Memory_Mode.Dedicated_Sram]
-const_mem_area=Axi1
-arena_mem_area=Axi1
-cache_mem_area=Axi0
-"""
 
 
 def _profiles(tmp: Path) -> dict[str, HardwareProfile]:

@@ -167,24 +167,22 @@ def profile_from_mapping(
     return _resolve(spec, source, base_dir)
 
 
+def _file_field(value: str | None, base_dir: str | None, source: str, field: str, hint: str = "") -> str | None:
+    """A file named in a profile: relative to the profile's folder, must exist; absolute path back."""
+    if not value:
+        return None
+    path = value if os.path.isabs(value) or not base_dir else os.path.join(base_dir, value)
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{field.replace('_', ' ')} file {path} not found{hint}", source=source, field=field)
+    return path
+
+
 def _resolve(spec: _Spec, source: str, base_dir: str | None) -> HardwareProfile:
-    vela_ini = None
-    if spec.vela_config:
-        vela_ini = spec.vela_config
-        if not os.path.isabs(vela_ini) and base_dir:
-            vela_ini = os.path.join(base_dir, vela_ini)
-        vela_ini = os.path.abspath(vela_ini)
-        if not os.path.isfile(vela_ini):
-            raise ConfigError(f"vela config file {vela_ini} not found", source=source, field="vela_config")
-    calibration = None
-    if spec.calibration:
-        calibration = spec.calibration
-        if not os.path.isabs(calibration) and base_dir:
-            calibration = os.path.join(base_dir, calibration)
-        calibration = os.path.abspath(calibration)
-        if not os.path.isfile(calibration):
-            raise ConfigError(f"calibration file {calibration} not found (make one with `edgenas calibrate`)",
-                              source=source, field="calibration")
+    vela_ini = _file_field(spec.vela_config, base_dir, source, "vela_config")
+    calibration = _file_field(spec.calibration, base_dir, source, "calibration",
+                              " (make one with `edgenas calibrate`)")
+    if calibration:
         if spec.evaluator != "analytic":
             raise ConfigError("calibration only applies to evaluator: analytic", source=source, field="calibration")
     arena = spec.arena_cache_kib or spec.sram_kib
