@@ -11,6 +11,7 @@ class ConfigError(EdgeNasError):
     """Bad user input: a config file, a field, a value. The CLI prints it on one line and exits 2."""
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+        self.message = message  # without the "file: field: " prefix, to re-raise under another name
         self.source = source
         self.field = field
         parts = [p for p in (source, field) if p]

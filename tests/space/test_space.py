@@ -108,3 +108,34 @@ def test_malformed_yaml_names_line(tmp_path: Path) -> None:
     p.write_text("name: x\nchoices: [a, b\nresolutions: 1\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: malformed YAML at line \d+"):
         load_space(p)
+
+
+def test_extends_merges_mappings_and_replaces_the_rest(tmp_path: Path) -> None:
+    p = tmp_path / "study.yaml"
+    p.write_text("extends: flow_head_upsample\nname: mine\nwidths: {head2: 24}\nresolutions: [120x160]\n"
+                 "report: {key_resolution: 120x160}\n")
+    s = load_space(p)
+    base = load_space("flow_head_upsample")
+    assert s.name == "mine" and s.resolutions == [(120, 160)]
+    assert s.widths == {**base.widths, "head2": 24}
+    assert s.config.fixed == base.config.fixed and s.config.tied == base.config.tied
+    assert s.config.report == {"key_resolution": "120x160"}
+    assert s.size() == base.size() and s.default.arch_id != base.default.arch_id  # widths differ
+
+
+def test_extends_a_file_relative_to_the_extending_one(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(SEED.read_text())
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nname: child\n")
+    assert load_space(tmp_path / "child.yaml").default.arch_id == load_space(SEED).default.arch_id
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("extends: nothing_like_it\nname: x\n", "extends: unknown space 'nothing_like_it'"),
+    ("extends: loop.yaml\nname: x\n", "extends itself"),
+    ("extends: [a]\nname: x\n", "must name a built-in space or a YAML file"),
+])
+def test_bad_extends(tmp_path: Path, text: str, needle: str) -> None:
+    p = tmp_path / "loop.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_space(p)

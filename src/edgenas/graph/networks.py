@@ -48,7 +48,8 @@ class Param:
         return ", ".join(map(str, self.allowed)) if self.allowed is not None else self.describe
 
 
-def _block_param(default: str) -> Param:
+def _block_param(default: str | None) -> Param:
+    """A block name; a None default means "inherit" (see `stage{i}_block`)."""
     return Param(default, check=lambda v: isinstance(v, str) and is_block(v), describe=", ".join(block_names()))
 
 
@@ -134,7 +135,7 @@ def build_stages(p: Mapping[str, Any], w: Mapping[str, int], in_ch: int, res: tu
     x = g.add_input("input", (1, h, wd, in_ch))
     y = apply_block(g, "conv3x3", x, "stem", BlockArgs(w["stem"], 2, act))
     for i in range(w["stages"]):
-        block = p.get(f"stage{i}_block", p["stage_block"])
+        block = p.get(f"stage{i}_block") or p["stage_block"]
         cout = w["stem"] * (2 ** (i + 1))
         for j in range(w["units_per_stage"]):
             y = apply_block(g, block, y, f"stage{i}.unit{j}", BlockArgs(cout, 2 if j == 0 else 1, act))
@@ -147,7 +148,7 @@ STAGES = Template(
     doc="MobileNet-style stack of stride-2 stages; stage{i}_block picks each stage's block.",
     params={
         "stage_block": _block_param("mbconv_e4"),
-        **{f"stage{i}_block": _block_param("mbconv_e4") for i in range(6)},
+        **{f"stage{i}_block": _block_param(None) for i in range(6)},  # None: use stage_block
         "activation": Param("relu", ACTIVATION_NAMES),
     },
     widths={"stem": 16, "stages": 3, "units_per_stage": 2},

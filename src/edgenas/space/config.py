@@ -42,6 +42,7 @@ class SpaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    extends: str | None = None  # a built-in space name or YAML file this one starts from (already merged)
     description: str = ""
     network: str = "flow"
     input_channels: int = Field(6, gt=0)
@@ -89,6 +90,14 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def load_space_config(path: str | Path) -> SpaceConfig:
     """Read and validate a space YAML file; every failure is a ConfigError naming the file."""
     p = Path(path)
+    return config_from_dict(_read_with_extends(p, ()), str(p))
+
+
+# Mappings that `extends` merges key by key; every other field of the extending file replaces the base's.
+_MERGED = ("widths", "fixed", "report", "search")
+
+
+def _read_with_extends(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     src = str(p)
     try:
         text = p.read_text(encoding="utf-8")
@@ -103,7 +112,27 @@ def load_space_config(path: str | Path) -> SpaceConfig:
         raise ConfigError(f"malformed YAML{where}: {problem}", source=src) from None
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of fields (name, network, resolutions, choices, ...)", source=src)
-    return config_from_dict(data, src)
+    base_ref = data.get("extends")
+    if base_ref is None:
+        return data
+    if not isinstance(base_ref, str):
+        raise ConfigError("must name a built-in space or a YAML file", source=src, field="extends")
+    base_path = Path(base_ref) if Path(base_ref).suffix in (".yaml", ".yml") else None
+    if base_path is not None and not base_path.is_absolute():
+        base_path = p.parent / base_path
+    try:
+        base_path = resolve_space_path(str(base_path) if base_path else base_ref)
+    except ConfigError as e:
+        raise ConfigError(e.message, source=src, field="extends") from None
+    if base_path.resolve() in seen or base_path.resolve() == p.resolve():
+        raise ConfigError(f"{base_ref!r} extends itself", source=src, field="extends")
+    merged = _read_with_extends(base_path, (*seen, p.resolve()))
+    for k, v in data.items():
+        if k in _MERGED and isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = {**merged[k], **v}
+        else:
+            merged[k] = v
+    return merged
 
 
 def config_from_dict(data: dict[str, Any], source: str) -> SpaceConfig:
