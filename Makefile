@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
 test: $(STAMP)
+	bash scripts/system-deps.sh
 	$(PY) -m pytest -n 2 -q tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

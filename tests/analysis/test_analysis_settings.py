@@ -15,7 +15,7 @@ BLK = {"mbconv_e3_k3": {}, "mbconv_e6_k7": {"fps": 0.7}}
 def test_defaults_and_caller_defaults() -> None:
     s = settings_from_mapping({}, baseline={"backbone": "r0"}, device_hardware="x")
     assert s == StudySettings(baseline={"backbone": "r0"}, device_hardware="x")
-    assert (s.offchip_share, s.min_offchip_layer_share, s.cliff_tolerance) == (0.5, 0.02, 0.02)
+    assert (s.offchip_share, s.min_offchip_layer_share, s.cliff_tolerance) == (0.5, 0.05, 0.02)
     assert (s.sram_overhead_limit, s.fps_loss_limit, s.accuracy_fps_loss) == (0.3, 0.4, 0.3)
     assert settings_from_mapping(None) == StudySettings()
 

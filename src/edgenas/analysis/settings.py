@@ -28,7 +28,7 @@ class StudySettings:
     """Profile name (the sweep's `hardware` column) the recommendations are for; default: the first one."""
     offchip_share: float = 0.5
     """A layer whose OffFlash or DRAM access cycles are >= this share of its op cycles is off-chip-bound."""
-    min_offchip_layer_share: float = 0.02
+    min_offchip_layer_share: float = 0.05
     """Off-chip-bound layers are only reported when they take at least this share of the network's cycles."""
     cliff_tolerance: float = 0.02
     """FPS at a larger resolution above FPS at a smaller one by more than this fraction is a cliff."""

@@ -1,0 +1,198 @@
+"""Every sentence of the study report, in English and Chinese. Same keys, same placeholders: the numbers
+are formatted once (see `fmt`) and the two languages only differ in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+T: dict[str, tuple[str, str]] = {
+    "title": ("Study: {space}", "研究报告：{space}"),
+    # ---- configuration
+    "sec.config": ("Search configuration", "搜索配置"),
+    "config.intro": ("Space **{space}** (network template `{network}`): {designs} networks x {resolutions} "
+                     "input resolutions x {profiles} hardware profile(s) = {rows} compiled rows "
+                     "({failed} failed).",
+                     "搜索空间 **{space}**（网络模板 `{network}`）：{designs} 个网络 x {resolutions} 种输入分辨率 x "
+                     "{profiles} 个硬件配置 = {rows} 次编译（失败 {failed} 次）。"),
+    "config.choices": ("Searched choices", "搜索的选项"),
+    "config.fixed": ("Fixed parameters", "固定参数"),
+    "config.tied": ("`{param}` always equals `{choice}`.", "`{param}` 始终与 `{choice}` 相同。"),
+    "config.resolutions": ("Input resolutions: {list}.", "输入分辨率：{list}。"),
+    "config.device": ("Recommendations are for **{device}**; key results at **{key}**; baseline **{baseline}**.",
+                      "推荐针对 **{device}**；关键结果分辨率 **{key}**；基线 **{baseline}**。"),
+    "config.compiler": ("Measured with {compilers}.", "测量工具：{compilers}。"),
+    "config.estimate": ("The compiler's performance figures are estimates: Arm quotes about +-{tol} for its cycle "
+                        "model against the cycle-accurate FVP. Differences smaller than that are not evidence.",
+                        "编译器给出的性能数字是估计值：Arm 称其周期模型相对周期精确的 FVP 约有 +-{tol} 的误差。"
+                        "小于该幅度的差异不能作为结论依据。"),
+    "col.choice": ("choice", "选项"), "col.values": ("values", "取值"), "col.parameter": ("parameter", "参数"),
+    "col.value": ("value", "值"), "col.profile": ("profile", "硬件配置"), "col.sram_kib": ("SRAM KiB", "SRAM KiB"),
+    "col.flash_kib": ("flash KiB", "Flash KiB"), "col.arena_kib": ("arena limit KiB", "Arena 上限 KiB"),
+    "col.design": ("design", "设计"), "col.fps": ("FPS", "FPS"), "col.fps_change": ("FPS vs baseline", "FPS 相对基线"),
+    "col.sram_change": ("SRAM vs baseline", "SRAM 相对基线"), "col.fits": ("fits", "可部署"),
+    "col.mark": ("note", "备注"), "col.resolution": ("resolution", "分辨率"), "col.layer": ("layer", "层"),
+    "col.op": ("op", "算子"), "col.cycles": ("op cycles", "算子周期"), "col.net_share": ("% of network", "占网络 %"),
+    "col.offflash": ("OffFlash AC", "OffFlash AC"), "col.dram": ("DRAM AC", "DRAM AC"),
+    "col.offchip_share": ("off-chip %", "片外访问 %"), "col.baseline_sram": ("baseline SRAM KiB", "基线 SRAM KiB"),
+    "col.overhead": ("overhead", "增幅"), "col.used_kib": ("used KiB", "使用 KiB"),
+    "col.device_kib": ("device KiB", "设备 KiB"), "col.excess": ("used / device", "使用 / 设备"),
+    "col.tensor": ("tensor", "张量"), "col.shape": ("C x H x W", "C x H x W"), "col.bytes": ("KiB", "KiB"),
+    "col.cpu_layers": ("CPU layers", "CPU 层"), "col.fps_e2e": ("FPS end to end", "端到端 FPS"),
+    "col.part": ("network part", "网络部分"), "col.share": ("% cycles", "周期 %"),
+    "col.rank": ("rank", "排名"), "col.part_saved": ("{parts} cycles saved vs {worst}", "{parts} 周期相对 {worst} 节省"),
+    "col.kept": ("kept", "保留"), "col.excluded": ("excluded (reason)", "排除（原因）"),
+    "col.scenario": ("scenario", "场景"), "col.rf": ("receptive field", "感受野"),
+    "col.min_sram": ("smallest SRAM KiB it runs on", "可运行的最小 SRAM KiB"), "col.anomalies": ("anomalies", "异常"),
+    "yes": ("yes", "是"), "no": ("no", "否"), "none": ("none", "无"),
+    "mark.fastest": ("fastest", "最快"), "mark.slowest": ("slowest", "最慢"), "mark.baseline": ("baseline", "基线"),
+    "mark.over": ("over device memory", "超出设备内存"),
+    # ---- key results
+    "sec.key": ("Key results at {key} on {device}", "{key} 关键结果（{device}）"),
+    "key.intro": ("{n} designs compiled; {fitting} fit the device. Fastest: **{fastest}** ({fastest_fps} FPS, "
+                  "{fastest_change} vs baseline); slowest: **{slowest}** ({slowest_fps} FPS, {slowest_change}).",
+                  "共编译 {n} 个设计，其中 {fitting} 个可部署到该设备。最快：**{fastest}**（{fastest_fps} FPS，相对基线 "
+                  "{fastest_change}）；最慢：**{slowest}**（{slowest_fps} FPS，{slowest_change}）。"),
+    "key.fastest_fitting": ("Fastest design that fits: **{design}** ({fps} FPS).",
+                            "可部署设计中最快：**{design}**（{fps} FPS）。"),
+    "key.table": ("FPS and SRAM at {key} on {device}, fastest first", "{key} 下的 FPS 与 SRAM（{device}），按速度排序"),
+    "key.plot": ("FPS at {key} on {device}", "{key} 下的 FPS（{device}）"),
+    # ---- all resolutions
+    "sec.sweep": ("FPS and SRAM over every resolution", "各分辨率下的 FPS 与 SRAM"),
+    "sweep.note": ("A `*` marks a design that does not fit the device ({device}) at that resolution.",
+                   "`*` 表示该分辨率下超出设备（{device}）内存、无法部署。"),
+    "sweep.fps_table": ("FPS by resolution", "各分辨率 FPS"), "sweep.sram_table": ("SRAM KiB by resolution",
+                                                                                  "各分辨率 SRAM KiB"),
+    "sweep.fps_plot": ("FPS over input resolution ({device})", "FPS 随输入分辨率变化（{device}）"),
+    "sweep.sram_plot": ("SRAM used over input resolution ({device})", "SRAM 使用量随输入分辨率变化（{device}）"),
+    "sweep.plot_subset": ("The plots show the {n} designs of the reduced space and the baseline; the tables show all.",
+                          "图中只画出精简空间中的 {n} 个设计和基线；表格列出全部设计。"),
+    "axis.resolution": ("input resolution (HxW)", "输入分辨率 (HxW)"), "axis.fps": ("inferences per second",
+                                                                                "每秒推理次数"),
+    "axis.sram": ("SRAM used (KiB)", "SRAM 使用量 (KiB)"), "axis.share": ("share of cycles (%)", "周期占比 (%)"),
+    # ---- anomalies
+    "sec.anomalies": ("Anomalies", "异常"),
+    "anom.none": ("No anomaly of any kind was found on {device}.", "在 {device} 上没有发现任何异常。"),
+    "anom.count": ("On {device}: {cliffs} FPS cliff(s), {offchip} design(s) with off-chip-bound layers, {over} "
+                   "row(s) over the device memory, {overhead} choice value(s) with an SRAM overhead above {limit}, "
+                   "{cpu} row(s) with CPU-fallback ops, {failed} failed compile(s).",
+                   "在 {device} 上：FPS 断崖 {cliffs} 处，含片外访问瓶颈层的设计 {offchip} 个，超出设备内存 {over} 行，"
+                   "SRAM 增幅超过 {limit} 的选项值 {overhead} 个，含 CPU 回退算子 {cpu} 行，编译失败 {failed} 次。"),
+    "sec.cliff": ("(a) FPS that does not fall as resolution grows", "(a) 分辨率增大而 FPS 不降（断崖）"),
+    "cliff.none": ("None: on every design FPS falls as the input grows (tolerance {tol}).",
+                   "无：所有设计的 FPS 都随输入增大而下降（容差 {tol}）。"),
+    "cliff.item": ("**{design}** runs {fps} FPS at {res} but {larger_fps} FPS at the larger {larger} ({excess} "
+                   "faster; pixel scaling predicts {expected} FPS at {res}). {cause}",
+                   "**{design}** 在 {res} 下为 {fps} FPS，而在更大的 {larger} 下为 {larger_fps} FPS（快 {excess}；"
+                   "按像素比例 {res} 应约为 {expected} FPS）。{cause}"),
+    "cliff.cause.offchip_traffic": ("Cause: off-chip traffic takes {share} of the cycles at {res} against "
+                                    "{larger_share} at {larger}.",
+                                    "原因：{res} 下片外访问占 {share} 的周期，而 {larger} 下只占 {larger_share}。"),
+    "cliff.cause.sram_at_arena_limit": ("Cause: SRAM use ({sram} KiB) sits at the arena limit ({arena} KiB), so the "
+                                        "compiler cascaded and re-fetched weights.",
+                                        "原因：SRAM 使用量（{sram} KiB）已到 arena 上限（{arena} KiB），编译器采用级联"
+                                        "调度并重复读取权重。"),
+    "cliff.cause.unexplained": ("The data does not show why (neither off-chip share nor SRAM pressure differ).",
+                                "数据未能解释原因（片外访问占比与 SRAM 压力均无明显差异）。"),
+    "cliff.top": ("Layer whose cycles grew most beyond pixel scaling: `{name}` ({cycles} cycles, expected {expected}).",
+                  "超出像素比例增长最多的层：`{name}`（{cycles} 周期，预期 {expected}）。"),
+    "sec.offchip": ("(b) Layers dominated by off-chip traffic", "(b) 受片外访问主导的层"),
+    "offchip.none": ("None: no layer spends {thr} or more of its cycles on off-chip (flash or DRAM) access.",
+                     "无：没有层把 {thr} 以上的周期花在片外（Flash 或 DRAM）访问上。"),
+    "offchip.rule": ("A layer is listed when its OffFlash or DRAM access cycles are at least {thr} of its op cycles "
+                     "and it takes at least {min} of the network's cycles.",
+                     "判定规则：某层的 OffFlash 或 DRAM 访问周期不少于其算子周期的 {thr}，且该层占网络周期不少于 {min}。"),
+    "offchip.item": ("**{design}** at {res}: {n} layer(s) bound by off-chip traffic, {share} of the network's "
+                     "cycles.", "**{design}** 在 {res}：{n} 层受片外访问限制，占网络周期的 {share}。"),
+    "offchip.table": ("Off-chip-bound layers of {design} at {res}", "{design} 在 {res} 的片外访问瓶颈层"),
+    "offchip.more": ("{n} more design/resolution pair(s) have such layers: {list}.",
+                     "另有 {n} 个设计/分辨率组合存在此类层：{list}。"),
+    "sec.over": ("(c) Designs that do not fit the device", "(c) 超出设备内存的设计"),
+    "over.none": ("None: every design fits {device} ({sram} KiB SRAM) at every resolution.",
+                  "无：所有设计在所有分辨率下都能放入 {device}（{sram} KiB SRAM）。"),
+    "over.summary": ("{n} of {total} rows do not fit {device} ({sram} KiB SRAM, {flash} KiB flash). The compiler "
+                     "accepts them (in Shared_Sram mode the SRAM size is only a target), but the device cannot run "
+                     "them.", "{total} 行中有 {n} 行放不进 {device}（{sram} KiB SRAM，{flash} KiB Flash）。编译器仍然"
+                     "接受（Shared_Sram 模式下 SRAM 大小只是目标值），但设备无法运行。"),
+    "over.table": ("Designs over the device memory (first resolution at which each stops fitting)",
+                   "超出设备内存的设计（每个设计开始超出的最小分辨率）"),
+    "over.tensors": ("At {res}, **{design}** needs {used} KiB against {device} KiB. Largest live tensors at the IR's "
+                     "activation peak (`{op}`, {peak} KiB):",
+                     "在 {res}，**{design}** 需要 {used} KiB，设备只有 {device} KiB。IR 激活峰值处（`{op}`，"
+                     "{peak} KiB）最大的活跃张量："),
+    "over.alone": ("{n} of these tensors alone exceed the device SRAM.", "其中 {n} 个张量单独就超过设备 SRAM。"),
+    "sec.overhead": ("(d) SRAM cost of a choice against the baseline", "(d) 选项相对基线的 SRAM 代价"),
+    "overhead.none": ("No choice value uses more than {limit} extra SRAM compared with the baseline.",
+                      "没有选项值比基线多用 {limit} 以上的 SRAM。"),
+    "overhead.item": ("`{choice}={value}` (baseline `{base}`): up to {max} more SRAM ({mean} on average).",
+                      "`{choice}={value}`（基线 `{base}`）：SRAM 最多增加 {max}（平均 {mean}）。"),
+    "overhead.table": ("SRAM of {choice}={value} against {choice}={base}", "{choice}={value} 与 {choice}={base} 的 SRAM"),
+    "sec.cpu": ("(e) Ops that fall back to the CPU", "(e) 回退到 CPU 的算子"),
+    "cpu.none": ("None: every op of every design runs on the NPU.", "无：所有设计的全部算子都在 NPU 上运行。"),
+    "cpu.note": ("The compiler's FPS leaves the CPU's share out; FPS end to end adds an estimate of it from the "
+                 "profile's host MAC rate.", "编译器的 FPS 不含 CPU 部分；端到端 FPS 依据硬件配置中的主机 MAC 速率估计了"
+                 "这部分时间。"),
+    "sec.failed": ("Failed compiles", "编译失败"),
+    # ---- cycles
+    "sec.cycles": ("Where the cycles go", "周期分布"),
+    "cycles.parts_plot": ("Share of cycles by network part at {key} ({device})", "{key} 下各网络部分的周期占比（{device}）"),
+    "cycles.baseline": ("Baseline **{design}** at {key}: {parts}.", "基线 **{design}** 在 {key}：{parts}。"),
+    "cycles.ops_table": ("Cycles by op type of the baseline at {key}", "基线在 {key} 下按算子类型的周期"),
+    "cycles.dominant": ("In **{design}**, `{op}` takes {share} of the cycles ({npu} NPU op(s) for {ir} IR op(s)).",
+                        "**{design}** 中 `{op}` 占 {share} 的周期（{ir} 个 IR 算子对应 {npu} 个 NPU 算子）。"),
+    "cycles.cheaper.choice_in_sweep": ("Setting `{param}` from `{current}` to `{alt}` saves {saving} of all cycles.",
+                                       "把 `{param}` 从 `{current}` 改为 `{alt}` 可节省总周期的 {saving}。"),
+    "cycles.cheaper.space_lowering": ("The space fixes `{param}={current}`; `{alt}` is a cheaper lowering of the same "
+                                      "operation.", "空间固定了 `{param}={current}`；`{alt}` 是同一运算更便宜的实现。"),
+    "cycles.no_dominant": ("No single op type takes more than {thr} of the cycles in any design.",
+                           "没有任何设计中单一算子类型占周期超过 {thr}。"),
+    # ---- smallest SRAM
+    "sec.minsram": ("How much SRAM each design needs", "各设计所需 SRAM"),
+    "minsram.intro": ("The sweep compiled every design for {n} SRAM sizes ({list} KiB). The table gives the smallest "
+                      "on which it runs (`-`: none of them).",
+                      "每个设计都针对 {n} 种 SRAM 大小（{list} KiB）编译。表中给出其可运行的最小 SRAM（`-` 表示都不行）。"),
+    "minsram.table": ("Smallest SRAM (KiB) on which each design runs", "各设计可运行的最小 SRAM（KiB）"),
+    # ---- recommendations
+    "sec.recommend": ("Recommendations", "推荐"),
+    "rec.intro": ("Only designs that fit {device} at {key} are recommended ({n} of them). Thresholds: FPS loss above "
+                  "{fps_loss} vs baseline, SRAM overhead above {overhead}, or any anomaly excludes a value.",
+                  "只推荐在 {key} 下能放入 {device} 的设计（共 {n} 个）。排除条件：相对基线 FPS 损失超过 {fps_loss}、SRAM "
+                  "增幅超过 {overhead}，或存在任何异常。"),
+    "rec.space": ("Reduced search space: {before} -> {after} networks", "精简后的搜索空间：{before} -> {after} 个网络"),
+    "rec.space_table": ("Choices kept and excluded", "保留与排除的选项"),
+    "rec.reason.fps_cliff": ("FPS cliff at {res}", "{res} 出现 FPS 断崖"),
+    "rec.reason.offchip_bound_layer": ("off-chip-bound layers at {res} ({measured} >= {threshold})",
+                                       "{res} 有片外访问瓶颈层（{measured} >= {threshold}）"),
+    "rec.reason.cpu_fallback": ("CPU-fallback ops", "存在 CPU 回退算子"),
+    "rec.reason.compile_failed": ("compile failed", "编译失败"),
+    "rec.reason.sram_overhead": ("SRAM +{measured} at {res} (limit {threshold})", "{res} SRAM +{measured}（上限 {threshold}）"),
+    "rec.reason.fps_loss": ("FPS {measured} at {res} (limit -{threshold})", "{res} FPS {measured}（上限 -{threshold}）"),
+    "rec.reason.never_fits": ("never fits the device at {res}", "在 {res} 下始终放不进设备"),
+    "rec.ranking": ("Ranking of `{choice}` (other choices at baseline)", "`{choice}` 排名（其他选项取基线）"),
+    "rec.ranking_note": ("`{best}` spends {saved} fewer {parts} cycles than `{worst}`.",
+                         "`{best}` 的 {parts} 周期比 `{worst}` 少 {saved}。"),
+    "rec.scenarios": ("Scenarios", "场景推荐"),
+    "scenario.safe_baseline": ("safe baseline: lowest SRAM, no anomaly", "安全基线：SRAM 最低且无异常"),
+    "scenario.speed_priority": ("speed priority: fastest without anomaly", "速度优先：无异常中最快"),
+    "scenario.accuracy_priority": ("accuracy priority: largest receptive field within {thr} FPS loss of the fastest",
+                                   "精度优先：在最快设计 {thr} FPS 损失以内感受野最大"),
+    "rec.no_fit": ("No design fits the device at {key}: nothing can be recommended; see how much SRAM each needs.",
+                   "在 {key} 下没有设计能放入设备，无法推荐；请参考各设计所需 SRAM。"),
+}
+
+
+def t(lang: str, msg: str, /, **kw: Any) -> str:
+    en, zh = T[msg]
+    return (zh if lang == "zh" else en).format(**kw)
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    """A number as the report prints it everywhere (tables and text alike)."""
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def pct(v: float | None, signed: bool = True, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:+.{digits}f}%" if signed else f"{100 * v:.{digits}f}%"
