@@ -9,7 +9,7 @@ DEMO_OUT ?= runs/demo
 .PHONY: install demo test bench clean help
 
 help:
-	@echo "make demo   - set up and run the seed study sweep (flow_head_upsample on ethos-u55-256)"
+	@echo "make demo   - set up and run the seed study (sweep + report) on the Ethos-U55-256 profile"
 	@echo "make test   - set up and run the test suite (<15 min on 2 cores)"
 	@echo "make bench  - run the benchmarks and print figures for benchmarks/RESULTS.md"
 
@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/edgenas sweep flow_head_upsample --hardware ethos-u55-256 --jobs $(JOBS) \
-		--out $(DEMO_OUT)/results.csv --layers $(DEMO_OUT)/layers.csv --save-tflite $(DEMO_OUT)/tflite
-	@echo "Sweep written to $(DEMO_OUT)/results.csv (per-layer rows: $(DEMO_OUT)/layers.csv)"
+	$(VENV)/bin/edgenas study examples/seed_head_upsample.yaml --jobs $(JOBS) --out $(DEMO_OUT)
+	$(VENV)/bin/edgenas report $(DEMO_OUT)/results.csv --config examples/seed_head_upsample.yaml \
+		--lang zh --out $(DEMO_OUT)/zh
+	@echo "The study: $(DEMO_OUT)/report.html (Markdown: $(DEMO_OUT)/report.md; Chinese: $(DEMO_OUT)/zh/report.html)"
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
 test: $(STAMP)

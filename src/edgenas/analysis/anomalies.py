@@ -63,9 +63,10 @@ class FpsCliff:
     larger_resolution: str
     fps: float
     larger_fps: float
-    excess: float  # larger_fps / fps - 1
+    excess: float  # larger_fps / fps - 1 (>= -tolerance; negative: a plateau rather than a reversal)
     tolerance: float
     expected_fps: float  # larger_fps scaled up by the pixel ratio: what the smaller input should reach
+    pixel_ratio: float  # pixels of larger_resolution / pixels of resolution
     baseline_fps: float | None  # the baseline design at `resolution`
     fps_vs_baseline: float | None  # fps / baseline_fps - 1 (the seed's "-75% at 156x208")
     offchip_share: float | None
@@ -292,8 +293,9 @@ def _top_layer_shift(index: SweepIndex, design: Design, small: str, large: str, 
 
 def find_fps_cliffs(index: SweepIndex, hardware: str, settings: StudySettings,
                     profile: HardwareProfile | None = None, baseline: Design | None = None) -> tuple[FpsCliff, ...]:
-    """For each design and each resolution, the larger resolution that runs fastest, when it beats the
-    smaller one by more than the tolerance (FPS should fall as the input grows)."""
+    """For each design and each resolution, the larger resolution that runs fastest, when FPS does not fall
+    to it: the larger input runs faster than, or within the tolerance of, the smaller one. (More pixels
+    cost more cycles; a plateau means the smaller input is anomalously slow, as in the seed's cliff.)"""
     tol = settings.cliff_tolerance
     arena = float(profile.arena_cache_kib) if profile is not None else None
     out = []
@@ -305,7 +307,7 @@ def find_fps_cliffs(index: SweepIndex, hardware: str, settings: StudySettings,
                 continue
             large, rl = max(later, key=lambda x: num(x[1], "fps") or 0.0)
             fs, fl = num(rs, "fps"), num(rl, "fps")
-            if not fs or not fl or fl <= fs * (1.0 + tol):
+            if not fs or not fl or fl < fs * (1.0 - tol):
                 continue
             share_s, share_l = offchip_share_of(rs), offchip_share_of(rl)
             higher = (share_s is not None and share_l is not None
@@ -318,6 +320,7 @@ def find_fps_cliffs(index: SweepIndex, hardware: str, settings: StudySettings,
             out.append(FpsCliff(
                 design=d, resolution=small, hardware=hardware, cause=cause, larger_resolution=large, fps=fs,
                 larger_fps=fl, excess=fl / fs - 1.0, tolerance=tol, expected_fps=fl * pixels(large) / pixels(small),
+                pixel_ratio=pixels(large) / pixels(small),
                 baseline_fps=base_fps, fps_vs_baseline=fs / base_fps - 1.0 if base_fps else None,
                 offchip_share=share_s,
                 larger_offchip_share=share_l, offchip_margin=settings.cliff_offchip_margin,

@@ -31,7 +31,8 @@ class StudySettings:
     min_offchip_layer_share: float = 0.05
     """Off-chip-bound layers are only reported when they take at least this share of the network's cycles."""
     cliff_tolerance: float = 0.02
-    """FPS at a larger resolution above FPS at a smaller one by more than this fraction is a cliff."""
+    """FPS must fall as the input grows: a larger resolution whose FPS is not at least this fraction below
+    a smaller one's (a plateau or a reversal) is a cliff."""
     cliff_offchip_margin: float = 0.1
     """A cliff is blamed on off-chip traffic when the smaller input's off-chip share of cycles is at least
     this many (absolute) points above the larger input's."""

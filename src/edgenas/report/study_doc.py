@@ -87,7 +87,8 @@ class _Writer:
             fast = next(r for r in kr.rows if r.design == kr.fastest)
             slow = next(r for r in kr.rows if r.design == kr.slowest)
             blocks.append(Paragraph(self.t("key.intro", n=sum(1 for r in kr.rows if r.fps is not None),
-                                           fitting=kr.n_fitting, fastest=label(fast.design), fastest_fps=fmt(fast.fps, 2),
+                                           fitting=kr.n_fitting, fastest=label(fast.design),
+                                           fastest_fps=fmt(fast.fps, 2),
                                            fastest_change=pct(fast.fps_change), slowest=label(slow.design),
                                            slowest_fps=fmt(slow.fps, 2), slowest_change=pct(slow.fps_change))))
         if kr.fastest_fitting is not None and kr.fastest_fitting != kr.fastest:
@@ -170,8 +171,8 @@ class _Writer:
                                larger_share=pct(c.larger_offchip_share, False), res=c.resolution,
                                larger=c.larger_resolution, sram=fmt(c.sram_kib), arena=fmt(c.arena_kib))
                 text = self.t("cliff.item", design=label(c.design), fps=fmt(c.fps, 2), res=c.resolution,
-                              larger_fps=fmt(c.larger_fps, 2), larger=c.larger_resolution, excess=pct(c.excess, False),
-                              expected=fmt(c.expected_fps, 2), cause=cause)
+                              larger_fps=fmt(c.larger_fps, 2), larger=c.larger_resolution, excess=pct(c.excess),
+                              ratio=fmt(c.pixel_ratio, 2), expected=fmt(c.expected_fps, 2), cause=cause)
                 if c.top_layer is not None:
                     text += " " + self.t("cliff.top", name=c.top_layer.name, cycles=fmt(c.top_layer.cycles, 0),
                                          expected=fmt(c.top_layer.expected_cycles, 0))
@@ -365,7 +366,8 @@ class _Writer:
                 sub.append(Paragraph(self.t("rec.ranking_note", best=best.value, saved=pct(best.part_cycles_saved,
                                                                                             signed=False),
                                             parts=parts, worst=worst)))
-            blocks.append(Section(self.t("rec.ranking", choice=rk.choice), tuple(sub), anchor=f"ranking-{_slug(rk.choice)}"))
+            blocks.append(Section(self.t("rec.ranking", choice=rk.choice), tuple(sub),
+                                  anchor=f"ranking-{_slug(rk.choice)}"))
         if rec.scenarios:
             cols = (self.t("col.scenario"), self.t("col.design"), self.t("col.fps"), self.t("col.fps_change"),
                     self.t("col.sram_kib"), self.t("col.rf"))

@@ -78,19 +78,20 @@ T: dict[str, tuple[str, str]] = {
                    "在 {device} 上：FPS 断崖 {cliffs} 处，含片外访问瓶颈层的设计 {offchip} 个，超出设备内存 {over} 行，"
                    "SRAM 增幅超过 {limit} 的选项值 {overhead} 个，含 CPU 回退算子 {cpu} 行，编译失败 {failed} 次。"),
     "sec.cliff": ("(a) FPS that does not fall as resolution grows", "(a) 分辨率增大而 FPS 不降（断崖）"),
-    "cliff.none": ("None: on every design FPS falls as the input grows (tolerance {tol}).",
-                   "无：所有设计的 FPS 都随输入增大而下降（容差 {tol}）。"),
-    "cliff.item": ("**{design}** runs {fps} FPS at {res} but {larger_fps} FPS at the larger {larger} ({excess} "
-                   "faster; pixel scaling predicts {expected} FPS at {res}). {cause}",
-                   "**{design}** 在 {res} 下为 {fps} FPS，而在更大的 {larger} 下为 {larger_fps} FPS（快 {excess}；"
-                   "按像素比例 {res} 应约为 {expected} FPS）。{cause}"),
+    "cliff.none": ("None: on every design FPS falls by more than {tol} at each larger input.",
+                   "无：所有设计在每个更大的输入下 FPS 均下降超过 {tol}。"),
+    "cliff.item": ("**{design}** runs {fps} FPS at {res} and {larger_fps} FPS at the larger {larger} ({excess}): FPS "
+                   "does not fall although the input has {ratio}x the pixels; pixel scaling predicts {expected} FPS "
+                   "at {res}. {cause}",
+                   "**{design}** 在 {res} 下为 {fps} FPS，在更大的 {larger} 下为 {larger_fps} FPS（{excess}）：像素增加到 "
+                   "{ratio} 倍而 FPS 没有下降；按像素比例 {res} 应约为 {expected} FPS。{cause}"),
     "cliff.cause.offchip_traffic": ("Cause: off-chip traffic takes {share} of the cycles at {res} against "
                                     "{larger_share} at {larger}.",
                                     "原因：{res} 下片外访问占 {share} 的周期，而 {larger} 下只占 {larger_share}。"),
-    "cliff.cause.sram_at_arena_limit": ("Cause: SRAM use ({sram} KiB) sits at the arena limit ({arena} KiB), so the "
-                                        "compiler cascaded and re-fetched weights.",
-                                        "原因：SRAM 使用量（{sram} KiB）已到 arena 上限（{arena} KiB），编译器采用级联"
-                                        "调度并重复读取权重。"),
+    "cliff.cause.sram_at_arena_limit": ("Cause: SRAM use ({sram} KiB) is at or above the arena limit ({arena} KiB): "
+                                        "the feature maps do not fit, so the compiler cascades and re-fetches weights.",
+                                        "原因：SRAM 使用量（{sram} KiB）达到或超过 arena 上限（{arena} KiB）：特征图放不下，"
+                                        "编译器采用级联调度并重复读取权重。"),
     "cliff.cause.unexplained": ("The data does not show why (neither off-chip share nor SRAM pressure differ).",
                                 "数据未能解释原因（片外访问占比与 SRAM 压力均无明显差异）。"),
     "cliff.top": ("Layer whose cycles grew most beyond pixel scaling: `{name}` ({cycles} cycles, expected {expected}).",
