@@ -277,6 +277,23 @@ def hardware_show(
     out.print(t)
 
 
+def _register_command_modules() -> None:
+    """Commands that live in their own modules (search, benchmarks) add themselves to `app`."""
+    import importlib
+
+    for name in ("edgenas.cli_search", "edgenas.cli_bench"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     try:
         app()
