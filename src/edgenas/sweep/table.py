@@ -82,13 +82,17 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise ConfigError(f"not a CSV file ({e})", source=str(path)) from None
 
 
+def _require(header: list[str], columns: Iterable[str], what: str, option: str, p: Path) -> None:
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ConfigError(f"not a {what} CSV: missing column(s) {', '.join(missing)} (write one with "
+                          f"`edgenas sweep ... {option} FILE`)", source=str(p))
+
+
 def load_sweep_csv(path: str | Path) -> SweepTable:
     p = Path(path)
     header, raw = _read(p)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ConfigError(f"not a sweep CSV: missing column(s) {', '.join(missing)} (write one with "
-                          "`edgenas sweep ... --out FILE`)", source=str(p))
+    _require(header, REQUIRED_COLUMNS, "sweep", "--out", p)
     if not raw:
         raise ConfigError("the sweep has no rows", source=str(p))
     choices = tuple(header[: header.index("resolution")])
@@ -108,10 +112,7 @@ def load_sweep_csv(path: str | Path) -> SweepTable:
 def load_layers_csv(path: str | Path) -> LayerTable:
     p = Path(path)
     header, raw = _read(p)
-    missing = [c for c in LAYER_COLUMNS if c not in header]
-    if missing:
-        raise ConfigError(f"not a per-layer CSV: missing column(s) {', '.join(missing)} (write one with "
-                          "`edgenas sweep ... --layers FILE`)", source=str(p))
+    _require(header, LAYER_COLUMNS, "per-layer", "--layers", p)
     return LayerTable(tuple({k: (v if k in _LAYER_TEXT else _value(k, v)) for k, v in r.items()} for r in raw))
 
 
