@@ -281,7 +281,7 @@ def _register_command_modules() -> None:
     """Commands that live in their own modules (search, benchmarks) add themselves to `app`."""
     import importlib
 
-    for name in ("edgenas.cli_search", "edgenas.cli_bench"):
+    for name in ("edgenas.search.pareto_cli", "edgenas.cli_search", "edgenas.cli_bench"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
