@@ -1,0 +1,491 @@
+"""Evaluators: what turns a genotype into metrics during a search.
+
+An evaluator is either cheap (the compiler, the analytic model, a table lookup: milliseconds to a second)
+or expensive (training, a task evaluation: minutes to hours). The search runs every cheap one first and
+hands a candidate to an expensive one only when it meets every hard limit the cheap ones could decide.
+
+Built-in types: `compiler` (the profile's own evaluator through the sweep machinery and the measurement
+cache), `analytic` (the roofline / calibrated model, no compiler) and `table` (a CSV of known metrics).
+More register with `register_evaluator(type_name, factory)`; a task evaluator (training) is one such.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgenas.errors import ConfigError, EdgeNasError
+from edgenas.hardware.profile import HardwareProfile
+from edgenas.space.config import format_resolution
+from edgenas.space.genotype import Genotype
+from edgenas.space.space import SearchSpace
+
+Cost = Literal["cheap", "expensive"]
+MetricValue = float | int | bool
+TEST_EVALUATORS_ENV = "EDGENAS_TEST_EVALUATORS"  # "1": register the test evaluators (used by the test suite)
+
+
+class EvaluationFailed(EdgeNasError):
+    """An evaluator could not produce metrics for a candidate. `retryable`: not a property of the candidate
+    (timeout, crashed tool), so the failure is not stored and a later proposal measures it again."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What every evaluator of one search shares: the space, the resolution and the device."""
+
+    space: SearchSpace
+    resolution: tuple[int, int]
+    profile: HardwareProfile
+    cache_path: str | None = None  # the compiler's measurement cache (SQLite, keyed on model bytes)
+    base_dir: str = "."  # relative paths in evaluator options are relative to the config file
+
+
+class Evaluator(abc.ABC):
+    """Genotype -> metrics. Subclasses set `type_name`, `cost` and `metrics`, and implement `evaluate`."""
+
+    type_name: ClassVar[str] = ""
+    cost: Cost = "cheap"
+
+    @property
+    @abc.abstractmethod
+    def metrics(self) -> tuple[str, ...]:
+        """Names of the metrics `evaluate` may return (known before any evaluation, to validate configs)."""
+
+    @abc.abstractmethod
+    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
+        """Metrics of one candidate at the context's resolution on its device; raise EvaluationFailed."""
+
+    def fingerprint(self) -> str:
+        """Everything a stored result depends on besides (arch, resolution, device): tool versions, options.
+        Change it and earlier results are not reused."""
+        return self.type_name
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One configured evaluator: its unique name, cost and the prefix added to its metric names."""
+
+    name: str
+    evaluator: Evaluator
+    cost: Cost
+    prefix: str = ""
+    metrics: tuple[str, ...] = field(default=())
+
+    def rename(self, values: Mapping[str, MetricValue]) -> dict[str, MetricValue]:
+        return {self.prefix + k: v for k, v in values.items()}
+
+    @property
+    def key(self) -> str:
+        """The evaluator part of a measurement key."""
+        return f"{self.name}:{self.evaluator.fingerprint()}"
+
+
+EvaluatorFactory = Callable[[EvalContext, dict[str, Any], str], Evaluator]  # (context, options, field)
+_REGISTRY: dict[str, EvaluatorFactory] = {}
+
+
+def register_evaluator(type_name: str, factory: EvaluatorFactory) -> None:
+    """Make `type: <type_name>` usable under `search.evaluators`."""
+    _REGISTRY[type_name] = factory
+
+
+def evaluator_types() -> list[str]:
+    _register_test_evaluators()
+    return sorted(_REGISTRY)
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    name: str | None = None
+    prefix: str = ""
+    cost: Cost | None = None
+
+
+def _options(model: type[BaseModel], raw: dict[str, Any], field_name: str, source: str | None) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown option; allowed: {', '.join(model.model_fields)}"
+        elif err["type"] == "missing":
+            msg = "required option is missing"
+        raise ConfigError(msg, source=source, field=f"{field_name}.{loc}" if loc else field_name) from None
+
+
+def build_stages(specs: list[str | dict[str, Any]], ctx: EvalContext, *, source: str | None = None) -> list[Stage]:
+    """The configured evaluators, cheap ones first (config order kept within each cost)."""
+    _register_test_evaluators()
+    stages: list[Stage] = []
+    produced: dict[str, str] = {}
+    for i, spec in enumerate(specs):
+        fld = f"search.evaluators[{i}]"
+        raw = {"type": spec} if isinstance(spec, str) else dict(spec)
+        common = _options(_Common, raw, fld, source)
+        if common.type not in _REGISTRY:
+            raise ConfigError(f"unknown evaluator type {common.type!r}; available: {', '.join(sorted(_REGISTRY))}",
+                              source=source, field=f"{fld}.type")
+        opts = {k: v for k, v in raw.items() if k not in _Common.model_fields}
+        try:
+            ev = _REGISTRY[common.type](ctx, opts, fld)
+        except ConfigError as e:
+            if e.source or not source:
+                raise
+            raise ConfigError(e.message, source=source, field=e.field) from None
+        name = common.name or common.type
+        if any(s.name == name for s in stages):
+            raise ConfigError(f"two evaluators are named {name!r}; give one a `name:`", source=source, field=fld)
+        stage = Stage(name, ev, common.cost or ev.cost, common.prefix, tuple(common.prefix + m for m in ev.metrics))
+        for m in stage.metrics:
+            if m in produced:
+                raise ConfigError(f"metric {m!r} is produced by both {produced[m]!r} and {name!r}; give one of them "
+                                  "a `prefix:`", source=source, field=fld)
+            produced[m] = name
+        stages.append(stage)
+    return sorted(stages, key=lambda s: s.cost == "expensive")
+
+
+# ---- compiler and analytic model ------------------------------------------------------------------------
+
+_ROW_METRICS_VELA = ("fps", "latency_ms", "inference_ms", "cycles_total", "cycles_npu", "sram_kib",
+                     "offchip_flash_kib", "dram_kib", "offchip_flash_access_cycles", "dram_access_cycles",
+                     "sram_access_cycles", "npu_ops", "cpu_ops", "encoded_weight_bytes")
+_ROW_METRICS_ANALYTIC = ("fps", "latency_ms", "inference_ms", "cycles_total", "cycles_npu", "sram_kib",
+                         "offchip_flash_kib", "dram_kib", "npu_ops", "cpu_ops", "encoded_weight_bytes")
+_IR_METRICS = ("macs", "params", "weight_bytes", "peak_activation_kib", "receptive_field")
+_VERDICTS = ("over_sram", "over_flash", "over_dram", "fps_end_to_end")
+
+
+def _row_metrics(row: Mapping[str, Any]) -> dict[str, MetricValue]:
+    """The numeric and boolean figures of a sweep row, plus latency_ms (= inference_ms)."""
+    out: dict[str, MetricValue] = {}
+    for k, v in row.items():
+        if isinstance(v, bool) or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            if isinstance(v, float) and math.isnan(v):
+                continue
+            out[k] = v
+    if "inference_ms" in out:
+        out["latency_ms"] = out["inference_ms"]
+    return out
+
+
+class _NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompilerEvaluator(Evaluator):
+    """The device profile's own evaluator (Vela for an NPU profile, the analytic model for an `evaluator:
+    analytic` profile) exactly as `edgenas sweep` runs it, through the measurement cache."""
+
+    type_name = "compiler"
+    cost: Cost = "cheap"
+
+    def __init__(self, ctx: EvalContext, *, force_analytic: bool = False) -> None:
+        self.ctx = ctx
+        self.analytic = force_analytic or ctx.profile.evaluator == "analytic"
+        self._impl: Any = None
+        self._cache: Any = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (*(_ROW_METRICS_ANALYTIC if self.analytic else _ROW_METRICS_VELA), *_IR_METRICS, *_VERDICTS)
+
+    def fingerprint(self) -> str:
+        p = self.ctx.profile
+        if self.analytic:
+            cal = _file_digest(p.calibration) if p.calibration else "roofline"
+            return f"analytic:{cal}"
+        from edgenas.hardware.vela import compiler_version
+
+        return f"{compiler_version()}:{_file_digest(p.vela_config) if p.vela_config else 'builtin-ini'}"
+
+    def _evaluator(self) -> Any:
+        if self._impl is None:
+            if self.analytic:
+                from edgenas.hardware.analytic import AnalyticEvaluator, Calibration
+
+                p = self.ctx.profile
+                self._impl = AnalyticEvaluator(p, Calibration.load(p.calibration) if p.calibration else None)
+            else:
+                from edgenas.sweep.runner import make_evaluator
+
+                self._impl = make_evaluator(self.ctx.profile)
+        return self._impl
+
+    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
+        from edgenas.sweep.rows import measurement_row
+        from edgenas.sweep.runner import weight_seed
+        from edgenas.tflite.writer import WEIGHTS_DESCRIPTION, graph_to_tflite
+
+        ctx = self.ctx
+        try:
+            graph = ctx.space.build(genotype, ctx.resolution)
+        except ConfigError as e:  # a combination of choices that does not make a network: this candidate only
+            raise EvaluationFailed(f"cannot build the network: {e.message}") from None
+        seed = weight_seed(genotype.arch_id)
+        if self.analytic:
+            m = self._evaluator().evaluate_graph(graph)
+        else:
+            from edgenas.hardware.cache import MeasurementCache, cache_key
+
+            data = graph_to_tflite(graph, seed=seed)
+            key = cache_key(data, ctx.profile)
+            if self._cache is None and ctx.cache_path:
+                Path(ctx.cache_path).parent.mkdir(parents=True, exist_ok=True)
+                self._cache = MeasurementCache(ctx.cache_path)
+            m = self._cache.get(key) if self._cache is not None else None
+            if m is None:
+                m = self._evaluator().evaluate_bytes(data)
+                if self._cache is not None:
+                    self._cache.put(key, m)
+        if not m.ok:
+            raise EvaluationFailed(m.error or "the evaluator failed", retryable=m.retryable)
+        row = measurement_row(ctx.space, genotype, ctx.resolution, graph, ctx.profile, m,
+                              weights=f"{WEIGHTS_DESCRIPTION} seed={seed}")
+        return _row_metrics(row)
+
+
+def _compiler_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
+    _options(_NoOptions, opts, fld, None)
+    return CompilerEvaluator(ctx)
+
+
+class AnalyticModelEvaluator(CompilerEvaluator):
+    """The analytic cost model (roofline, or calibrated when the profile names a calibration) on any
+    profile, without the compiler: microseconds, for ranking before compiling."""
+
+    type_name = "analytic"
+
+    def __init__(self, ctx: EvalContext) -> None:
+        super().__init__(ctx, force_analytic=True)
+
+
+def _analytic_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
+    _options(_NoOptions, opts, fld, None)
+    return AnalyticModelEvaluator(ctx)
+
+
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "missing"
+
+
+# ---- table lookup -----------------------------------------------------------------------------------------
+
+
+class _TableOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    columns: list[str] | None = None  # metrics to take; default: every numeric column that is not a key
+    key_column: str | None = None  # the column naming the architecture; default: match on the choice columns
+    key: str = "{genotype}"  # how a genotype is written in key_column: a format string over the choices,
+    # plus {genotype} (name=value,...) and {arch_id}
+
+
+class TableEvaluator(Evaluator):
+    """A CSV of known metrics (a sweep CSV, a benchmark table) as an evaluator: one row per architecture.
+
+    Rows are found by `key_column` (formatted from the genotype with `key`), or, without one, by the
+    columns named after the space's choices (plus `resolution` and `hardware` when the table has them,
+    so a sweep CSV works as it is)."""
+
+    type_name = "table"
+    cost: Cost = "cheap"
+
+    def __init__(self, ctx: EvalContext, opts: _TableOptions, fld: str) -> None:
+        self.ctx = ctx
+        path = Path(opts.path)
+        if not path.is_absolute():
+            path = Path(ctx.base_dir) / path
+        self.path = path.resolve()
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+                header = list(rows[0]) if rows else []
+        except OSError as e:
+            raise ConfigError(f"cannot read table {opts.path} ({e.strerror})", field=f"{fld}.path") from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ConfigError(f"table {opts.path} is not a readable CSV ({e})", field=f"{fld}.path") from None
+        if not rows:
+            raise ConfigError(f"table {opts.path} has no rows", field=f"{fld}.path")
+        choices = list(ctx.space.choices)
+        if opts.key_column is not None:
+            if opts.key_column not in header:
+                raise ConfigError(f"table {opts.path} has no column {opts.key_column!r}; it has: {', '.join(header)}",
+                                  field=f"{fld}.key_column")
+            try:
+                opts.key.format(genotype="", arch_id="", **{c: "" for c in choices})
+            except (KeyError, IndexError, ValueError) as e:
+                raise ConfigError(f"bad key format {opts.key!r} ({e}); use {{genotype}}, {{arch_id}} or choice names "
+                                  f"({', '.join(choices)})", field=f"{fld}.key") from None
+            self.match = [opts.key_column]
+        else:
+            missing = [c for c in choices if c not in header]
+            if missing:
+                raise ConfigError(f"table {opts.path} is missing the choice column(s) {', '.join(missing)} (or give "
+                                  f"`key_column:`); it has: {', '.join(header)}", field=f"{fld}.path")
+            self.match = choices + [c for c in ("resolution", "hardware") if c in header]
+        if opts.columns is not None:
+            missing = [c for c in opts.columns if c not in header]
+            if missing:
+                raise ConfigError(f"table {opts.path} is missing the column(s) {', '.join(missing)}; it has: "
+                                  f"{', '.join(header)}", field=f"{fld}.columns")
+            cols = list(opts.columns)
+        else:
+            cols = [c for c in header if c not in self.match and c not in choices and _numeric(rows[0].get(c))]
+        if not cols:
+            raise ConfigError(f"table {opts.path} has no numeric metric columns", field=f"{fld}.columns")
+        self.columns = tuple(cols)
+        self.key_format = opts.key
+        self.key_column = opts.key_column
+        self.rows: dict[tuple[str, ...], dict[str, str]] = {}
+        for r in rows:
+            self.rows.setdefault(tuple((r.get(c) or "").strip() for c in self.match), r)
+        self._digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.columns
+
+    def fingerprint(self) -> str:
+        return f"table:{self._digest}:{','.join(self.columns)}:{self.key_column}:{self.key_format}"
+
+    def _lookup_key(self, g: Genotype) -> tuple[str, ...]:
+        values = g.as_dict()
+        if self.key_column is not None:
+            return (self.key_format.format(genotype=str(g), arch_id=g.arch_id, **values),)
+        extra = {"resolution": format_resolution(self.ctx.resolution), "hardware": self.ctx.profile.name}
+        return tuple(str(values[c]) if c in values else extra[c] for c in self.match)
+
+    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
+        key = self._lookup_key(genotype)
+        row = self.rows.get(key)
+        if row is None:
+            where = ", ".join(f"{c}={v}" for c, v in zip(self.match, key))
+            raise EvaluationFailed(f"no row of {self.path.name} matches {where}")
+        out: dict[str, MetricValue] = {}
+        for c in self.columns:
+            v = _numeric(row.get(c))
+            if v is None:
+                raise EvaluationFailed(f"{self.path.name}: column {c!r} is not a number ({row.get(c)!r})")
+            out[c] = v
+        return out
+
+
+def _numeric(text: str | None) -> MetricValue | None:
+    if text is None:
+        return None
+    t = text.strip().lower()
+    if t in ("true", "false"):
+        return t == "true"
+    try:
+        v = float(t)
+    except ValueError:
+        return None
+    return None if math.isnan(v) else v
+
+
+def _table_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
+    return TableEvaluator(ctx, _options(_TableOptions, opts, fld, None), fld)
+
+
+register_evaluator("compiler", _compiler_factory)
+register_evaluator("analytic", _analytic_factory)
+register_evaluator("table", _table_factory)
+
+
+# ---- test evaluators (registered only when EDGENAS_TEST_EVALUATORS=1) ---------------------------------------
+
+
+class _TestOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: list[str] = Field(default_factory=lambda: ["score"])
+    cost: Cost = "expensive"
+    count_file: str | None = None  # one line per call: "<pid> <arch_id>"
+    delay_s: float = 0.0
+    # Blocking: once `arm_file` exists, the first call to create `hold_file` (exclusively; it writes its pid
+    # there) blocks until `release_file` exists; every other call blocks while the hold file exists and the
+    # release file does not. At most `max_block_s` seconds, then it goes on.
+    arm_file: str | None = None
+    hold_file: str | None = None
+    release_file: str | None = None
+    max_block_s: float = 120.0
+    fail_arch_ids: list[str] = Field(default_factory=list)
+
+
+class TestEvaluator(Evaluator):
+    """A stand-in for an expensive task evaluator in tests: deterministic metrics from the arch id, a log of
+    every call, optional delay and a file-controlled block (to kill a worker mid-trial)."""
+
+    type_name = "test"
+
+    def __init__(self, opts: _TestOptions) -> None:
+        self.opts = opts
+        self.cost = opts.cost
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.opts.metrics)
+
+    def fingerprint(self) -> str:
+        return "test:" + hashlib.sha256(json.dumps(self.opts.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def _wait_for(self, path: str) -> None:
+        deadline = time.monotonic() + self.opts.max_block_s
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
+        o = self.opts
+        if o.count_file:
+            with open(o.count_file, "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()} {genotype.arch_id}\n")
+        if o.arm_file and o.hold_file and o.release_file and os.path.exists(o.arm_file):
+            try:
+                fd = os.open(o.hold_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if not os.path.exists(o.release_file):
+                    self._wait_for(o.release_file)
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{os.getpid()} {genotype.arch_id}\n")
+                self._wait_for(o.release_file)
+        if o.delay_s:
+            time.sleep(o.delay_s)
+        if genotype.arch_id in o.fail_arch_ids:
+            raise EvaluationFailed(f"test failure for {genotype.arch_id}")
+        base = int(genotype.arch_id[:8], 16) / 2**32
+        return {m: round(base * (i + 1), 6) for i, m in enumerate(o.metrics)}
+
+
+def _test_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
+    return TestEvaluator(_options(_TestOptions, opts, fld, None))
+
+
+def _register_test_evaluators() -> None:
+    if os.environ.get(TEST_EVALUATORS_ENV) == "1":
+        for name in ("test", "test-blocking", "test-counting"):
+            _REGISTRY.setdefault(name, _test_factory)

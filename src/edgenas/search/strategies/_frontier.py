@@ -1,0 +1,266 @@
+"""FrontierSampler: the default strategy. A surrogate per expensive objective, and every proposal the
+candidate that would add the most hypervolume to the current front if it is as good as is plausible.
+
+Why this works on architecture tables (and should on any discrete space of this kind): the metrics of
+a cell are smooth in its choices (one changed edge moves accuracy and latency a little, and some choice
+points matter far more than others), which a Gaussian process over the choices with one relevance
+weight per choice point learns from a few dozen points. The space is finite, so instead of optimising an
+acquisition function we score every unevaluated candidate (or, for spaces too large to list, a random
+pool plus every one-choice neighbour of the current front). A cheap objective (the compiler's latency,
+`known`) is used exactly, not modelled: only the expensive ones (accuracy) carry uncertainty.
+
+Per proposal:
+1. Fewer than `n_startup` completed trials: a uniform random architecture not yet proposed.
+2. Otherwise fit a GP per unknown objective (minimisation form; hyper-parameters refitted whenever
+   the data grew by 10 %, else reused) and predict mean m and deviation s for the pool.
+3. Optimistic point: m - beta * s for each modelled objective, the exact value for a known one.
+4. Score = hypervolume improvement of the optimistic point over the current non-dominated set, with
+   the reference point at the front's nadir pushed out by 10 % of its extent; a candidate whose
+   optimistic point is dominated scores minus its domination gap (so the least dominated wins when
+   nothing is expected to improve the front). The best score is proposed; ties go to the first in
+   the pool's order, so a seed fixes everything.
+
+Hyper-parameters, all generic: `n_startup` = 10 random points (Optuna's TPE/GP default), `beta` = 1
+(one standard deviation of optimism: with a finite pool and a budget of hundreds, more exploration
+wastes evaluations on regions the GP already knows are poor), `max_pool` = 50,000 candidates scored
+per proposal (the whole space when it is smaller). Nothing refers to a particular table, metric or floor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from edgenas.errors import ConfigError
+from edgenas.search.strategies._gp import CategoricalGP, OneHot, PoolPosterior, Warp
+from edgenas.search.strategies._mo import domination_gap, hv_improvement, nondominated_rank, signs
+from edgenas.search.strategies._params import check_choices, distributions
+
+KnownFn = Callable[[Mapping[str, Any]], Sequence[float | None]]
+
+
+class FrontierSampler(BaseSampler):
+    """Surrogate-guided hypervolume search over a finite categorical space (see the module docstring)."""
+
+    def __init__(self, choices: Mapping[str, Sequence[Any]], directions: Sequence[str], *, seed: int | None = None,
+                 n_startup: int = 10, beta: float = 1.0, max_pool: int = 50_000, known: KnownFn | None = None,
+                 reference: Sequence[float | None] | None = None, max_train: int = 1000,
+                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None) -> None:
+        self._choices = check_choices(choices)
+        self._dists = distributions(self._choices)
+        self._keys = list(self._choices)
+        self._opts = [list(d.choices) for d in self._dists.values()]
+        self._sign = signs(directions)
+        self._n_startup = max(1, int(n_startup))
+        self._beta = float(beta)
+        self._max_pool = int(max_pool)
+        self._max_train = int(max_train)
+        self._known = known
+        self._constraints_func = constraints_func
+        self._seed = seed
+        self._rng = np.random.RandomState(seed)
+        self._fallback = RandomSampler(seed=seed)
+        self._enc = OneHot([len(o) for o in self._opts])
+        self._radix = np.array([len(o) for o in self._opts])
+        self._size = math.prod(len(o) for o in self._opts)
+        self._gps: dict[int, tuple[int, CategoricalGP, Warp]] = {}
+        self._known_cache: dict[int, np.ndarray] = {}
+        self._all_codes: np.ndarray | None = None
+        self._known_all: np.ndarray | None = None
+        self._posts: dict[int, PoolPosterior] = {}
+        ref = list(reference) if reference is not None else [None] * len(self._sign)
+        if len(ref) != len(self._sign):
+            raise ConfigError(f"reference has {len(ref)} values for {len(self._sign)} objectives", field="reference")
+        self._ref_min = np.array([np.inf if r is None else float(r) * sg for r, sg in zip(ref, self._sign)])
+
+    # ---- Optuna sampler interface ----------------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self._rng.seed()
+        self._fallback.reseed_rng()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._dists)
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        if self._constraints_func is not None and state == TrialState.COMPLETE:
+            c = [float(v) for v in self._constraints_func(trial)]
+            study._storage.set_trial_system_attr(trial._trial_id, "edgenas:constraints", c)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        done, taken = self._history(study, trial)
+        if len(done) < self._n_startup:
+            code = self._random_unseen(taken)
+        else:
+            code = self._propose(study, done, taken)
+        return {k: self._opts[i][c] for i, (k, c) in enumerate(zip(self._keys, code))}
+
+    # ---- history -----------------------------------------------------------------------------------
+    def _code(self, params: Mapping[str, Any]) -> np.ndarray | None:
+        try:
+            return np.array([self._opts[i].index(params[k]) for i, k in enumerate(self._keys)])
+        except (KeyError, ValueError):
+            return None
+
+    def _history(self, study: Study, trial: FrozenTrial) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], set[int]]:
+        """Completed trials as (code, minimisation values, feasible) and the ids of every genotype proposed
+        (completed, running or failed: never propose one twice)."""
+        done, taken = [], set()
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial.number:
+                continue
+            code = self._code(t.params)
+            if code is None:
+                continue
+            taken.add(self._index(code))
+            if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == len(self._sign):
+                feasible = all(c <= 0 for c in t.system_attrs.get("edgenas:constraints", ()))
+                done.append((code, np.asarray(t.values, dtype=float) * self._sign, feasible))
+        return done, taken
+
+    def _index(self, code: np.ndarray) -> int:
+        i = 0
+        for c, r in zip(code, self._radix):
+            i = i * int(r) + int(c)
+        return i
+
+    def _decode(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64).copy()
+        out = np.zeros((len(idx), len(self._radix)), dtype=int)
+        for j in range(len(self._radix) - 1, -1, -1):
+            out[:, j] = idx % self._radix[j]
+            idx //= self._radix[j]
+        return out
+
+    def _random_unseen(self, taken: set[int]) -> np.ndarray:
+        if len(taken) >= self._size:  # everything proposed: repeat one (the caller's cache answers)
+            return np.array([self._rng.randint(r) for r in self._radix])
+        for _ in range(1000):
+            code = np.array([self._rng.randint(r) for r in self._radix])
+            if self._index(code) not in taken:
+                return code
+        free = np.setdiff1d(np.arange(min(self._size, 10 * len(taken) + 1)), list(taken))
+        return self._decode(free[:1])[0]
+
+    # ---- the proposal ------------------------------------------------------------------------------
+    def _pool(self, taken: set[int], front_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Unproposed candidates as codes, and their ids when the whole space is enumerated (it fits in
+        max_pool); else random draws plus every one-choice neighbour of the front (ids None)."""
+        if self._size <= self._max_pool:
+            if self._all_codes is None:
+                self._all_codes = self._decode(np.arange(self._size))
+            mask = np.ones(self._size, dtype=bool)
+            mask[list(taken)] = False
+            ids = np.flatnonzero(mask)
+            return self._all_codes[ids], ids
+        neigh = []
+        for code in front_codes:
+            for j, r in enumerate(self._radix):
+                for v in range(r):
+                    if v != code[j]:
+                        c = code.copy()
+                        c[j] = v
+                        neigh.append(c)
+        rand = np.column_stack([self._rng.randint(r, size=self._max_pool) for r in self._radix])
+        codes = np.vstack([np.array(neigh, dtype=int).reshape(-1, len(self._radix)), rand])
+        ids = np.array([self._index(c) for c in codes])
+        _, first = np.unique(ids, return_index=True)
+        keep = [i for i in np.sort(first) if int(ids[i]) not in taken]
+        return codes[keep], None
+
+    def _known_values(self, codes: np.ndarray, ids: np.ndarray | None) -> np.ndarray | None:
+        """Cheap objectives for `codes` (minimisation form; NaN where unknown), cached per genotype."""
+        if self._known is None:
+            return None
+        if ids is not None:  # enumerated space: ask once for everything
+            if self._known_all is None:
+                self._known_all = np.array([self._known_row(c) for c in self._all_codes])
+            return self._known_all[ids]
+        return np.array([self._known_row(c) for c in codes])
+
+    def _known_row(self, code: np.ndarray) -> np.ndarray:
+        i = self._index(code)
+        v = self._known_cache.get(i)
+        if v is None:
+            raw = self._known({k: self._opts[j][c] for j, (k, c) in enumerate(zip(self._keys, code))})
+            v = np.array([np.nan if x is None else float(x) for x in raw]) * self._sign
+            if len(self._known_cache) < 1_000_000:
+                self._known_cache[i] = v
+        return v
+
+    def _propose(self, study: Study, done: list[tuple[np.ndarray, np.ndarray, bool]], taken: set[int]) -> np.ndarray:
+        codes = np.array([c for c, _, _ in done])
+        y = np.array([v for _, v, _ in done])
+        feasible = np.array([f for _, _, f in done]) & np.all(np.isfinite(y), axis=1)
+        inside = feasible & np.all(y <= self._ref_min, axis=1)
+        fy = y[inside]
+        front_mask = nondominated_rank(fy) == 0 if len(fy) else np.zeros(0, bool)
+        front = fy[front_mask]
+        pool, pool_ids = self._pool(taken, codes[inside][front_mask])
+        if len(pool) == 0:
+            return self._random_unseen(taken)
+        known = self._known_values(pool, pool_ids)
+        opt = np.empty((len(pool), y.shape[1]))
+        for m in range(y.shape[1]):
+            if known is not None and not np.isnan(known[:, m]).any():
+                opt[:, m] = known[:, m]
+                continue
+            mean, sd, warp = self._predict(m, codes, y[:, m], pool, pool_ids)
+            opt[:, m] = warp.inverse(mean - self._beta * sd)
+        # reference point: the given one, else the worst value evaluated (inside the region) pushed out by
+        # 10 % of the range: the front's own nadir would give no credit for extending the front's ends
+        basis = fy if len(fy) >= 2 else y[feasible] if feasible.any() else y
+        lo, hi = basis.min(axis=0), basis.max(axis=0)
+        span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+        ref = np.where(np.isfinite(self._ref_min), self._ref_min, hi + 0.1 * span)
+        hvi = hv_improvement(opt / span, front / span, ref / span)
+        outside = np.clip((opt - ref) / span, 0.0, None).max(axis=1)
+        gap = np.maximum(domination_gap(opt / span, front / span), outside)
+        score = np.where(hvi > 0, hvi, -gap)
+        return pool[int(np.argmax(score))]
+
+    def _predict(self, m: int, codes: np.ndarray, y: np.ndarray, pool: np.ndarray,
+                 pool_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, Warp]:
+        """GP mean and deviation of objective m over the pool, in the units of the returned warp. Hyper-parameters are refitted while there
+        are fewer than 30 points and then whenever the data grew by 10 %; in between, an enumerated space
+        keeps its posterior over every architecture and adds the new points to it (exact, and cheap)."""
+        finite = np.isfinite(y)
+        codes, y = codes[finite], y[finite]
+        if len(y) > self._max_train:  # the best points by this objective
+            keep = np.sort(np.argsort(y, kind="stable")[: self._max_train])
+            codes, y = codes[keep], y[keep]
+        last = self._gps.get(m)
+        refit = last is None or len(y) < 30 or len(y) >= 1.1 * last[0]
+        if refit:
+            warp = Warp(y)
+            gp = CategoricalGP(self._enc) if last is None else last[1]
+            gp.fit(codes, warp(y), optimise=True)
+            self._gps[m] = (len(y), gp, warp)
+        else:
+            _, gp, warp = last
+            if pool_ids is None:
+                gp.fit(codes, warp(y), optimise=False)
+        y = warp(y)
+        if pool_ids is None:
+            return (*gp.predict(pool), warp)
+        post = self._posts.get(m)
+        n_old = 0 if post is None else len(post.codes)
+        if refit or post is None or n_old > len(y) or not np.array_equal(post.codes, codes[:n_old]):
+            post = PoolPosterior(gp, self._all_codes, codes)
+            self._posts[m] = post
+        elif n_old < len(y):
+            post.add(codes[n_old:])
+        mean, sd = post.predict(y)
+        return mean[pool_ids], sd[pool_ids], warp

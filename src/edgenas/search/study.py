@@ -1,0 +1,329 @@
+"""A search study: the config resolved into a Problem, the Optuna study that holds it, and its Pareto front.
+
+The study keeps its own config (the space YAML with `extends` merged and the `search:` section as run) in
+a study user attribute, so `edgenas worker --storage URL --study NAME` needs nothing else, and resuming
+checks that the search has not changed underneath the trials already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from edgenas.errors import ConfigError
+from edgenas.hardware.profile import DEFAULT_PROFILE, HardwareProfile, load_profile_spec
+from edgenas.search.evaluators import EvalContext, build_stages
+from edgenas.search.objectives import Objective, Problem, check_objectives, parse_constraint
+from edgenas.search.settings import SearchSection, parse_search_section
+from edgenas.space.config import SpaceConfig, config_from_dict, format_resolution, load_space_config, parse_resolution
+from edgenas.space.space import SearchSpace
+
+CONFIG_ATTR = "edgenas:config"  # the space YAML as run (text)
+PROFILE_ATTR = "edgenas:profile"  # the hardware profile's fields (so workers need no profile file)
+FINGERPRINT_ATTR = "edgenas:fingerprint"  # what must not change when a study is resumed
+TARGET_ATTR = "edgenas:trials"  # the requested number of COMPLETE trials
+OBJECTIVES_ATTR = "edgenas:objectives"  # [[metric, direction], ...]
+RECORD_ATTR = "edgenas"  # per trial: genotype, real objective values, feasibility, metrics, what was reused
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """Everything a worker needs, resolved and validated."""
+
+    space: SearchSpace
+    section: SearchSection
+    resolution: tuple[int, int]
+    profile: HardwareProfile
+    problem: Problem
+    strategy: str
+    config_text: str
+    source: str
+    cache_path: str | None = None
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.problem.objectives
+
+    def fingerprint(self) -> str:
+        """Space, resolution, device, objectives, constraints and evaluators: change any and the trials
+        already in a study no longer mean the same thing."""
+        blob = {
+            "space": self.space.space_key,
+            "choices": {k: list(map(str, v)) for k, v in self.space.choices.items()},
+            "resolution": format_resolution(self.resolution),
+            "profile": self.profile.to_dict(),
+            "objectives": [[o.metric, o.direction] for o in self.objectives],
+            "constraints": [c.text for c in self.problem.constraints],
+            "evaluators": [s.key for s in self.problem.stages],
+        }
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _raw_config(path: Path) -> dict[str, Any]:
+    """The merged mapping of a space YAML (extends resolved), as the space loader reads it."""
+    from edgenas.space.config import _read_with_extends  # the loader's own merge, so both agree
+
+    return _read_with_extends(path, ())
+
+
+def prepare_from_file(config: str | Path, *, trials: int | None = None, seed: int | None = None,
+                      strategy: str | None = None, cache_path: str | None = None) -> SearchSetup:
+    """Load a space YAML with a `search:` section; command-line values override the section's."""
+    from edgenas.space.config import resolve_space_path
+
+    path = resolve_space_path(str(config))
+    load_space_config(path)  # full validation with the space loader's messages first
+    raw = _raw_config(path)
+    raw.pop("extends", None)
+    search = dict(raw.get("search") or {})
+    if trials is not None:
+        search["trials"] = trials
+    if seed is not None:
+        search["seed"] = seed
+    if strategy is not None:
+        search["strategy"] = strategy
+    base_dir = path.parent.resolve()
+    # Paths in evaluator options become absolute, so the stored config works from any folder.
+    evs = []
+    for spec in search.get("evaluators") or []:
+        if isinstance(spec, dict) and isinstance(spec.get("path"), str) and not Path(spec["path"]).is_absolute():
+            spec = {**spec, "path": str(base_dir / spec["path"])}
+        evs.append(spec)
+    if "evaluators" in search:
+        search["evaluators"] = evs
+    raw["search"] = search
+    text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
+    return prepare_from_text(text, str(path), base_dir=str(base_dir), cache_path=cache_path)
+
+
+def prepare_from_text(text: str, source: str, *, base_dir: str = ".", cache_path: str | None = None,
+                      profile: HardwareProfile | None = None) -> SearchSetup:
+    """Build a SearchSetup from the config text (a file's content, or the text stored in a study)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"malformed YAML: {e}", source=source) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping of fields", source=source)
+    cfg: SpaceConfig = config_from_dict(raw, source)
+    space = SearchSpace(cfg, source)
+    section = parse_search_section(cfg.search, source)
+
+    # resolution: the section's, else the report's key resolution, else the space's first
+    res_text = section.resolution or cfg.report.get("key_resolution")
+    if res_text:
+        try:
+            resolution = parse_resolution(res_text)
+        except ValueError as e:
+            raise ConfigError(str(e), source=source, field="search.resolution") from None
+    else:
+        resolution = cfg.resolutions[0]
+    if resolution[0] % space.stride or resolution[1] % space.stride:
+        raise ConfigError(f"{format_resolution(resolution)} is not divisible by the network's total stride "
+                          f"{space.stride}", source=source, field="search.resolution")
+
+    if profile is None:
+        spec = section.hardware or (cfg.hardware[0] if cfg.hardware else DEFAULT_PROFILE)
+        try:
+            profile = load_profile_spec(spec)
+        except ConfigError as e:
+            raise ConfigError(e.message, source=source, field="search.hardware") from None
+
+    ctx = EvalContext(space, resolution, profile, cache_path=cache_path, base_dir=base_dir)
+    stages = build_stages(list(section.evaluators), ctx, source=source)
+    available = [m for s in stages for m in s.metrics]
+    objectives = check_objectives(section.objectives, available, source=source)
+    constraints = [parse_constraint(c, profile, available, source=source, field_name=f"search.constraints[{i}]")
+                   for i, c in enumerate(section.constraints)]
+    problem = Problem(tuple(objectives), tuple(constraints), tuple(stages))
+    strategy = _check_strategy(section.strategy, len(objectives), source)
+    return SearchSetup(space, section, resolution, profile, problem, strategy, text, source, cache_path)
+
+
+def _check_strategy(name: str | None, n_objectives: int, source: str) -> str:
+    from edgenas.search.strategies import DEFAULT_STRATEGY, strategy_names
+
+    name = name or DEFAULT_STRATEGY
+    if name not in strategy_names():
+        raise ConfigError(f"unknown strategy {name!r}; available: {', '.join(strategy_names())}", source=source,
+                          field="search.strategy")
+    return name
+
+
+# ---- the Optuna study ---------------------------------------------------------------------------------------
+
+
+def study_directions(setup: SearchSetup) -> tuple[str, ...]:
+    """The directions the Optuna study is created with (one per objective, or one for a scalarised strategy)."""
+    return make_strategy(setup, seed=0).directions
+
+
+def trial_constraints_supported() -> bool:
+    """Optuna >= 5 takes constraints per trial (`Trial.set_constraint`); its samplers read them from there."""
+    import optuna
+
+    return hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def make_strategy(setup: SearchSetup, *, seed: int) -> Any:
+    """The strategy's sampler. The hard limits reach it either as per-trial constraints (Optuna >= 5's
+    samplers read those) or, for samplers that take one, through a `constraints_func`."""
+    from edgenas.search.strategies import make_strategy as make
+
+    n = len(setup.problem.constraint_names)
+
+    def constraints_func(trial: Any) -> list[float]:
+        c = (trial.user_attrs.get(RECORD_ATTR) or {}).get("constraints")
+        return [float(v) for v in c] if isinstance(c, list) and len(c) == n else [1.0] * n
+
+    kwargs = dict(seed=seed, choices=setup.space.choices, directions=[o.direction for o in setup.objectives],
+                  **setup.section.strategy_options)
+    try:
+        plain = make(setup.strategy, **kwargs)
+    except ConfigError as e:
+        raise _strategy_error(e, setup.source) from None
+    if trial_constraints_supported() and type(plain.sampler).__module__.startswith("optuna."):
+        return plain
+    try:
+        return make(setup.strategy, constraints_func=constraints_func, **kwargs)
+    except ConfigError as e:
+        if "constraints_func" not in str(e):
+            raise _strategy_error(e, setup.source) from None
+        return plain  # a strategy without constraint handling (random): feasibility is still recorded per trial
+
+
+def _strategy_error(e: ConfigError, source: str) -> ConfigError:
+    field = "search.strategy" if e.field in (None, "strategy") else f"search.strategy_options.{e.field}"
+    if e.field == "strategy" and "option" in e.message:
+        field = "search.strategy_options"
+    return ConfigError(e.message, source=source, field=field)
+
+
+def create_or_load_study(setup: SearchSetup, storage: Any, study_name: str, *, trials: int) -> Any:
+    """Create the study, or load it when it exists (resume); refuse one made for a different search."""
+    import optuna
+
+    directions = list(study_directions(setup))
+    fp = setup.fingerprint()
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        study = None
+    if study is None:
+        try:
+            study = optuna.create_study(study_name=study_name, storage=storage, directions=directions)
+        except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        else:
+            study.set_user_attr(CONFIG_ATTR, setup.config_text)
+            study.set_user_attr(PROFILE_ATTR, setup.profile.to_dict())
+            study.set_user_attr(FINGERPRINT_ATTR, fp)
+            study.set_user_attr(OBJECTIVES_ATTR, [[o.metric, o.direction] for o in setup.objectives])
+    old = study.user_attrs.get(FINGERPRINT_ATTR)
+    if old is None:
+        raise ConfigError(f"study {study_name!r} exists but was not made by edgenas search; pick another --study",
+                          field="--study")
+    if old != fp or [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(f"study {study_name!r} exists for a different search (space, resolution, hardware, "
+                          "objectives, constraints, evaluators or strategy kind differ); pick another --study name",
+                          field="--study")
+    study.set_user_attr(CONFIG_ATTR, setup.config_text)  # strategy, seed and trials may change on resume
+    study.set_user_attr(TARGET_ATTR, int(trials))
+    return study
+
+
+def load_setup_from_study(study: Any, *, cache_path: str | None = None) -> SearchSetup:
+    """The setup a study was created with, from its stored config (for workers)."""
+    text = study.user_attrs.get(CONFIG_ATTR)
+    if not text:
+        raise ConfigError(f"study {study.study_name!r} has no edgenas config; create it with `edgenas search`",
+                          field="--study")
+    prof = study.user_attrs.get(PROFILE_ATTR)
+    try:
+        profile = HardwareProfile(**prof) if isinstance(prof, dict) else None
+    except TypeError:
+        raise ConfigError(f"study {study.study_name!r} was made by a different edgenas version (its hardware "
+                          "profile has other fields); install the same version", field="--study") from None
+    setup = prepare_from_text(text, f"study {study.study_name}", cache_path=cache_path, profile=profile)
+    if setup.fingerprint() != study.user_attrs.get(FINGERPRINT_ATTR):
+        raise ConfigError(f"study {study.study_name!r} was made by a different edgenas (the evaluators or the "
+                          "compiler version differ from this machine's); install the same version",
+                          field="--study")
+    return setup
+
+
+# ---- results ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One COMPLETE trial as the search saw it: the real objective values, feasibility and metrics."""
+
+    number: int
+    arch_id: str
+    genotype: dict[str, Any]
+    values: tuple[float, ...]
+    feasible: bool
+    violated: tuple[str, ...]
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    reused: bool = False
+
+
+def trial_rows(study: Any) -> list[TrialRow]:
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        rec = t.user_attrs.get(RECORD_ATTR)
+        if not isinstance(rec, dict) or not isinstance(rec.get("values"), list):
+            continue
+        rows.append(TrialRow(t.number, t.user_attrs.get("arch_id", ""), dict(t.params),
+                             tuple(_float(v) for v in rec["values"]), bool(rec.get("feasible", False)),
+                             tuple(rec.get("violated", ())), dict(rec.get("metrics", {})),
+                             not rec.get("measured")))
+    return rows
+
+
+def _float(v: Any) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
+
+
+def pareto_front(rows: Sequence[TrialRow], objectives: Sequence[Objective]) -> list[TrialRow]:
+    """Feasible trials no other feasible trial dominates; one row per architecture (its first trial)."""
+    from edgenas.search.pareto import nondominated_mask
+
+    seen: set[str] = set()
+    cands = []
+    for r in rows:
+        if r.feasible and r.arch_id not in seen and all(math.isfinite(v) for v in r.values):
+            seen.add(r.arch_id)
+            cands.append(r)
+    if not cands:
+        return []
+    mask = nondominated_mask([list(r.values) for r in cands], [o.direction for o in objectives])
+    front = [r for r, keep in zip(cands, mask) if keep]
+    return sorted(front, key=lambda r: tuple(-v if o.direction == "max" else v
+                                             for v, o in zip(r.values, objectives)))
+
+
+def study_objectives(study: Any) -> list[Objective]:
+    return [Objective(m, d) for m, d in study.user_attrs.get(OBJECTIVES_ATTR, [])]
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO and warns about experimental heartbeat features: keep stderr for us."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

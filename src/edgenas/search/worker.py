@@ -1,0 +1,179 @@
+"""The search loop one process runs: `edgenas search` is a worker too, and any number of `edgenas worker`
+processes on any machines can run it on the same study.
+
+Per trial: the strategy proposes a genotype (one `suggest_categorical` per choice point); every evaluator
+is asked for it through the measurement store (a result already in the database is reused, one being
+measured by another worker is waited for); cheap evaluators run first and a candidate that breaks a hard
+limit never reaches an expensive one; the trial records its real objective values, its metrics and whether
+it is feasible, and Optuna gets the limits through the strategy's `constraints_func`.
+
+Liveness and totals: Optuna's heartbeat thread beats for the running trial; any worker starting a trial
+first fails the trials whose heartbeat went stale and queues them again (`RetryHeartbeatStaleTrialCallback`),
+and a queued trial is the next one asked for. The study stops at exactly `target` COMPLETE trials: a trial
+may start only while the COMPLETE trials plus the running trials started before it are fewer than the
+target; otherwise it waits (a running one may still die) and is pruned, without being evaluated, once the
+target is reached.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from edgenas.search.evaluators import EvaluationFailed, Stage
+from edgenas.search.objectives import StageResult
+from edgenas.search.storage import Claim, MeasurementKey, MeasurementStore, Record
+from edgenas.search.study import RECORD_ATTR, SearchSetup, make_strategy, trial_constraints_supported
+from edgenas.space.config import format_resolution
+from edgenas.space.genotype import Genotype
+
+ProgressFn = Callable[[int, int, Any], None]  # (COMPLETE trials in the study, target, the finished FrozenTrial)
+SEED_STRIDE = 1_000_003  # session k of a study samples with seed + k * SEED_STRIDE (k = 0: the seed itself)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    complete: int  # COMPLETE trials in the study when this process stopped
+    target: int
+    trials: int  # trials this process finished (any state)
+    measured: int  # evaluator runs this process made
+    reused: int  # evaluator results this process took from the store
+    seed: int  # the seed this process's strategy used
+    session: int  # this process's index among the study's sessions
+
+
+def hardware_key(setup: SearchSetup) -> str:
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(setup.profile.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    return f"{setup.profile.name}@{digest[:10]}"
+
+
+def _finite(v: Any) -> Any:
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int, seed: int,
+               on_progress: ProgressFn | None = None, poll_s: float = 0.25) -> RunSummary:
+    """Work on the study until it has `target` COMPLETE trials (all workers together)."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from edgenas.search.storage import engine_of
+    from edgenas.search.strategies import suggest_genotype
+
+    sec = setup.section
+    store = MeasurementStore(engine_of(storage), heartbeat_interval=sec.heartbeat_interval,
+                             grace_period=sec.grace)
+    worker_id, session = store.register_worker(study_name)
+    my_seed = seed + session * SEED_STRIDE
+    store.set_worker_seed(worker_id, my_seed)
+    strategy = make_strategy(setup, seed=my_seed)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=strategy.sampler)
+    directions = [d.name.lower() for d in study.directions]
+    res_text = format_resolution(setup.resolution)
+    hw_key = hardware_key(setup)
+    stats = {"trials": 0, "measured": 0, "reused": 0}
+    use_trial_constraints = trial_constraints_supported()
+    last_sweep = [0.0]
+
+    def count(states: tuple[Any, ...]) -> list[Any]:
+        return study.get_trials(deepcopy=False, states=states)
+
+    def fail_stale() -> None:
+        """Fail trials whose worker died (Optuna does this only when a trial starts)."""
+        if time.monotonic() - last_sweep[0] < sec.heartbeat_interval:
+            return
+        last_sweep[0] = time.monotonic()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.storages.fail_stale_trials(study)
+
+    def admit(trial: optuna.Trial) -> None:
+        while True:
+            trials = count((TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
+            complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            if complete >= target:
+                trial.set_user_attr("surplus", True)
+                study.stop()
+                raise optuna.TrialPruned("the study has its trials")
+            ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+            if complete + ahead < target:
+                return
+            if any(t.state == TrialState.WAITING for t in trials):
+                trial.set_user_attr("surplus", True)  # make way for a queued (retried) trial
+                raise optuna.TrialPruned("a queued trial goes first")
+            fail_stale()
+            time.sleep(poll_s)
+
+    def measure_for(trial: optuna.Trial) -> Callable[[Stage, Genotype], StageResult]:
+        def measure(stage: Stage, g: Genotype) -> StageResult:
+            key = MeasurementKey(g.arch_id, str(g), res_text, hw_key, stage.key)
+            got = store.acquire(key, study=study_name, trial_number=trial.number, on_wait=fail_stale)
+            if isinstance(got, Record):
+                stats["reused"] += 1
+                if got.status == "ok":
+                    return StageResult(got.metrics, reused=True)
+                return StageResult(error=got.error or "failed", reused=True)
+            claim: Claim = got
+            stats["measured"] += 1
+            try:
+                with store.heartbeat(claim):
+                    metrics = stage.evaluator.evaluate(g)
+            except EvaluationFailed as e:
+                if e.retryable:
+                    store.abandon(claim, "retryable")
+                else:
+                    store.finish(claim, "failed", {}, str(e))
+                return StageResult(error=str(e))
+            except BaseException:
+                store.abandon(claim, "aborted")
+                raise
+            store.finish(claim, "ok", metrics, None)
+            return StageResult(dict(metrics))
+        return measure
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        admit(trial)
+        values = suggest_genotype(trial, setup.space.choices)
+        g = setup.space.genotype(values)
+        trial.set_user_attr("arch_id", g.arch_id)  # first, so a trial whose worker dies still names its design
+        out = setup.problem.evaluate(g, measure_for(trial))
+        record = {
+            "genotype": str(g),
+            "values": [_finite(v) for v in out.values],
+            "feasible": out.feasible,
+            "violated": out.violated,
+            "constraints": [float(v) for v in out.constraint_values],
+            "metrics": {k: _finite(v) for k, v in out.metrics.items()},
+            "measured": out.measured,
+            "reused": out.reused,
+            "skipped": out.skipped,
+            "error": out.error,
+        }
+        trial.set_user_attr(RECORD_ATTR, record)  # few writes: every write is a database commit
+        trial.set_user_attr("feasible", out.feasible)  # on its own too, to filter on in optuna-dashboard
+        if use_trial_constraints:
+            for name, v in zip(setup.problem.constraint_names, out.constraint_values):
+                trial.set_constraint(name, float(v))
+        told = strategy.study_values(out.values)
+        return [v if not math.isnan(v) else (-math.inf if d == "maximize" else math.inf)
+                for v, d in zip(told, directions)]
+
+    def progress(st: optuna.Study, ft: Any) -> None:
+        stats["trials"] += 1
+        if on_progress is not None:
+            on_progress(len(count((TrialState.COMPLETE,))), target, ft)
+
+    if len(count((TrialState.COMPLETE,))) < target:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=None, catch=(),
+                           callbacks=[MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), progress])
+    return RunSummary(len(count((TrialState.COMPLETE,))), target, stats["trials"], stats["measured"],
+                      stats["reused"], my_seed, session)
