@@ -39,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from edgenas.errors import ConfigError
 from edgenas.search.strategies._gp import CategoricalGP, OneHot, PoolPosterior, Warp
-from edgenas.search.strategies._mo import domination_gap, hv_improvement, nondominated_rank, signs
+from edgenas.search.strategies._mo import hv_improvement, nondominated_rank, sigma_gap, signs
 from edgenas.search.strategies._params import check_choices, distributions
 
 KnownFn = Callable[[Mapping[str, Any]], Sequence[float | None]]
@@ -49,8 +49,9 @@ class FrontierSampler(BaseSampler):
     """Surrogate-guided hypervolume search over a finite categorical space (see the module docstring)."""
 
     def __init__(self, choices: Mapping[str, Sequence[Any]], directions: Sequence[str], *, seed: int | None = None,
-                 n_startup: int = 10, beta: float = 1.0, max_pool: int = 50_000, known: KnownFn | None = None,
-                 reference: Sequence[float | None] | None = None, max_train: int = 1000,
+                 n_startup: int = 10, beta: float = 2.0, max_pool: int = 50_000, known: KnownFn | None = None,
+                 reference: Sequence[float | None] | None = None, max_train: int = 1000, side: bool = True, observed: bool = True, acq: str = "ucb",
+                 ehvi_pool: int = 2000, ehvi_samples: int = 64,
                  constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None) -> None:
         self._choices = check_choices(choices)
         self._dists = distributions(self._choices)
@@ -74,6 +75,13 @@ class FrontierSampler(BaseSampler):
         self._all_codes: np.ndarray | None = None
         self._known_all: np.ndarray | None = None
         self._posts: dict[int, PoolPosterior] = {}
+        self._side = bool(side)
+        self._observed = bool(observed)
+        self._acq = acq
+        self._ehvi_pool = int(ehvi_pool)
+        self._eps = np.random.RandomState(0 if seed is None else seed).standard_normal((int(ehvi_samples), len(self._sign)))
+        self._side_warp: list[Warp] | None = None
+        self._side_all: np.ndarray | None = None
         ref = list(reference) if reference is not None else [None] * len(self._sign)
         if len(ref) != len(self._sign):
             raise ConfigError(f"reference has {len(ref)} values for {len(self._sign)} objectives", field="reference")
@@ -212,55 +220,95 @@ class FrontierSampler(BaseSampler):
         if len(pool) == 0:
             return self._random_unseen(taken)
         known = self._known_values(pool, pool_ids)
-        opt = np.empty((len(pool), y.shape[1]))
+        free = [] if known is None else [m for m in range(y.shape[1]) if not np.isnan(known[:, m]).any()]
+        u = pool_u = None
+        if free and self._side:  # known objectives as side features of the surrogates (warped, standardised)
+            if self._side_warp is None:
+                self._side_warp = [Warp(y[:, m]) for m in free]
+            u = np.column_stack([w(y[:, m]) for w, m in zip(self._side_warp, free)])
+            pool_u = np.column_stack([w(known[:, m]) for w, m in zip(self._side_warp, free)])
+            if pool_ids is not None and self._side_all is None:
+                self._side_all = np.column_stack([w(self._known_all[:, m]) for w, m in zip(self._side_warp, free)])
+        # per objective: mean and deviation in the GP's (warped) units, and the warp; a known one is exact
+        mean_t = np.empty((len(pool), y.shape[1]))
+        sd_t = np.zeros_like(mean_t)
+        warps: list[Warp | None] = []
         for m in range(y.shape[1]):
-            if known is not None and not np.isnan(known[:, m]).any():
-                opt[:, m] = known[:, m]
-                continue
-            mean, sd, warp = self._predict(m, codes, y[:, m], pool, pool_ids)
-            opt[:, m] = warp.inverse(mean - self._beta * sd)
-        # reference point: the given one, else the worst value evaluated (inside the region) pushed out by
-        # 10 % of the range: the front's own nadir would give no credit for extending the front's ends
-        basis = fy if len(fy) >= 2 else y[feasible] if feasible.any() else y
+            if m in free:
+                mean_t[:, m] = known[:, m]
+                warps.append(None)
+            else:
+                mean_t[:, m], sd_t[:, m], w = self._predict(m, codes, y[:, m], pool, pool_ids, u, pool_u)
+                warps.append(w)
+
+        def to_t(v: np.ndarray) -> np.ndarray:
+            v = np.atleast_2d(np.asarray(v, dtype=float))
+            return np.column_stack([v[:, m] if w is None else w(v[:, m]) for m, w in enumerate(warps)])
+
+        def from_t(v: np.ndarray) -> np.ndarray:
+            return np.column_stack([v[:, m] if w is None else w.inverse(v[:, m]) for m, w in enumerate(warps)])
+
+        opt = from_t(mean_t - self._beta * sd_t)
+        # reference point: the given one, else the worst value seen (evaluated, or known for any candidate)
+        # pushed out by 10 % of the range. The front's own nadir would give no credit for extending the
+        # front's ends, and a box that is too small traps the search in the part of the front it has.
+        basis = y[feasible] if feasible.any() else y
         lo, hi = basis.min(axis=0), basis.max(axis=0)
+        for m in free:
+            lo[m], hi[m] = min(lo[m], known[:, m].min()), max(hi[m], known[:, m].max())
         span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
         ref = np.where(np.isfinite(self._ref_min), self._ref_min, hi + 0.1 * span)
         hvi = hv_improvement(opt / span, front / span, ref / span)
-        outside = np.clip((opt - ref) / span, 0.0, None).max(axis=1)
-        gap = np.maximum(domination_gap(opt / span, front / span), outside)
-        score = np.where(hvi > 0, hvi, -gap)
-        return pool[int(np.argmax(score))]
+        if self._acq == "ehvi" and (hvi > 0).any():
+            # expected HVI by Monte Carlo with fixed normal draws, on the candidates whose HVI at the
+            # screening optimism is positive (the others have next to no expected improvement)
+            cand = np.flatnonzero(hvi > 0)
+            if len(cand) > self._ehvi_pool:
+                cand = cand[np.argsort(-hvi[cand], kind="stable")[: self._ehvi_pool]]
+            eps = self._eps[:, : y.shape[1]]
+            samples = mean_t[cand][:, None, :] - sd_t[cand][:, None, :] * eps[None, :, :]  # c x K x M
+            flat = from_t(samples.reshape(-1, y.shape[1]))
+            e = hv_improvement(flat / span, front / span, ref / span).reshape(len(cand), -1).mean(axis=1)
+            return pool[int(cand[np.argmax(e)])]
+        if (hvi > 0).any():
+            return pool[int(np.argmax(hvi))]
+        # nothing improves the front at this optimism: the candidate fewest deviations away from doing so
+        kappa = sigma_gap(mean_t, sd_t, to_t(front) if len(front) else front, to_t(ref)[0])
+        return pool[int(np.argmin(kappa))]
 
-    def _predict(self, m: int, codes: np.ndarray, y: np.ndarray, pool: np.ndarray,
-                 pool_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, Warp]:
-        """GP mean and deviation of objective m over the pool, in the units of the returned warp. Hyper-parameters are refitted while there
-        are fewer than 30 points and then whenever the data grew by 10 %; in between, an enumerated space
-        keeps its posterior over every architecture and adds the new points to it (exact, and cheap)."""
+    def _predict(self, m: int, codes: np.ndarray, y: np.ndarray, pool: np.ndarray, pool_ids: np.ndarray | None,
+                 u: np.ndarray | None, pool_u: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, Warp]:
+        """GP mean and deviation of objective m over the pool, in the units of the returned warp.
+        Hyper-parameters (and the warp) are refitted while there are fewer than 30 points and then whenever
+        the data grew by 10 %; in between, an enumerated space keeps its posterior over every architecture
+        and adds the new points to it (exact, and cheap)."""
         finite = np.isfinite(y)
         codes, y = codes[finite], y[finite]
+        u = None if u is None else u[finite]
         if len(y) > self._max_train:  # the best points by this objective
             keep = np.sort(np.argsort(y, kind="stable")[: self._max_train])
             codes, y = codes[keep], y[keep]
+            u = None if u is None else u[keep]
         last = self._gps.get(m)
         refit = last is None or len(y) < 30 or len(y) >= 1.1 * last[0]
         if refit:
             warp = Warp(y)
-            gp = CategoricalGP(self._enc) if last is None else last[1]
-            gp.fit(codes, warp(y), optimise=True)
+            gp = CategoricalGP(self._enc, 0 if u is None else u.shape[1]) if last is None else last[1]
+            gp.fit(codes, warp(y), u, optimise=True)
             self._gps[m] = (len(y), gp, warp)
         else:
             _, gp, warp = last
             if pool_ids is None:
-                gp.fit(codes, warp(y), optimise=False)
+                gp.fit(codes, warp(y), u, optimise=False)
         y = warp(y)
         if pool_ids is None:
-            return (*gp.predict(pool), warp)
+            return (*gp.predict(pool, pool_u, observed=self._observed), warp)
         post = self._posts.get(m)
         n_old = 0 if post is None else len(post.codes)
         if refit or post is None or n_old > len(y) or not np.array_equal(post.codes, codes[:n_old]):
-            post = PoolPosterior(gp, self._all_codes, codes)
+            post = PoolPosterior(gp, self._all_codes, self._side_all, codes, u)
             self._posts[m] = post
         elif n_old < len(y):
-            post.add(codes[n_old:])
-        mean, sd = post.predict(y)
+            post.add(codes[n_old:], None if u is None else u[n_old:])
+        mean, sd = post.predict(y, observed=self._observed)
         return mean[pool_ids], sd[pool_ids], warp

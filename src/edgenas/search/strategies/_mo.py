@@ -95,3 +95,19 @@ def domination_gap(points: np.ndarray, front: np.ndarray) -> np.ndarray:
         return np.zeros(len(points))
     diff = points[:, None, :] - front[None, :, :]
     return diff.min(axis=2).max(axis=1)
+
+
+def sigma_gap(mean: np.ndarray, sd: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """For points with independent Gaussian objectives (mean, sd; sd = 0 for exact ones): the smallest
+    number of deviations k such that mean - k * sd lies inside the reference box and is not weakly
+    dominated by `front` (+inf where no k does)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def need(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+            # k with a - k s < b: (a - b) / s for s > 0; for s = 0 any k if a < b, none otherwise
+            return np.where(s > 0, (a - b) / np.where(s > 0, s, 1.0), np.where(a < b, -np.inf, np.inf))
+
+        box = need(mean, ref[None, :], sd).max(axis=1)
+        if len(front) == 0:
+            return box
+        per_front = need(mean[:, None, :], front[None, :, :], sd[:, None, :]).min(axis=2)  # escape one point
+        return np.maximum(box, per_front.max(axis=1))

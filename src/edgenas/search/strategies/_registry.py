@@ -122,7 +122,7 @@ def _evolution(seed, choices, directions, options) -> Strategy:
 
 
 def _frontier(seed, choices, directions, options) -> Strategy:
-    opts = _check_options("frontier", options, ["n_startup", "beta", "max_pool", "max_train", "known", "reference",
+    opts = _check_options("frontier", options, ["n_startup", "beta", "max_pool", "max_train", "known", "reference", "side", "observed", "acq", "ehvi_pool", "ehvi_samples",
                                                 "constraints_func"])
     return Strategy(DEFAULT_STRATEGY, FrontierSampler(choices, directions, seed=seed, **opts), tuple(directions))
 
