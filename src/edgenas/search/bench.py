@@ -21,6 +21,7 @@ are told the free objective with each evaluation, as always, and their figures e
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 import statistics
 import time
@@ -39,6 +40,7 @@ from edgenas.search.table_eval import TableEvaluator
 from edgenas.space.genotype import parse_genotype_text
 
 PROPOSALS_PER_BUDGET = 10
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -332,13 +334,24 @@ def run_bench(problem_args: Mapping[str, Any], strategies: Sequence[StrategySpec
             if progress:
                 progress(results[-1])
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker,
-                                 initargs=(dict(problem_args),)) as pool:
-            futures = [pool.submit(_run_in_worker, s, seed, budget) for s, seed in tasks]
-            for f in futures:
-                results.append(f.result())
-                if progress:
-                    progress(results[-1])
+        # Fresh interpreters with one BLAS thread each: the runs are the parallelism, and BLAS threads
+        # spinning next to them on small matrices cost more than they give.
+        saved = {k: os.environ.get(k) for k in _BLAS_ENV}
+        os.environ.update({k: "1" for k in _BLAS_ENV})
+        try:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
+                                     initializer=_init_worker, initargs=(dict(problem_args),)) as pool:
+                futures = [pool.submit(_run_in_worker, s, seed, budget) for s, seed in tasks]
+                for f in futures:
+                    results.append(f.result())
+                    if progress:
+                        progress(results[-1])
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     return summarise(problem, strategies, seeds, budget, results), results
 
 

@@ -1,15 +1,20 @@
-"""A small Gaussian process over categorical choices, optionally with known numeric side features
+"""A small Gaussian process over categorical choices, optionally with known numeric side inputs
 (numpy + scipy, no torch).
 
-Kernel: k(x, x') = s2 * exp(-sum_d theta_d [x_d != x'_d] - sum_c gamma_c (u_c - u'_c)^2): the
-exponentiated weighted Hamming ("categorical overlap") kernel with one relevance weight per choice point
-(ARD: a choice point that does not change the metric gets theta -> 0), times a squared-exponential kernel
-on side features u that are known for every candidate (a cheap objective such as the compiler's latency,
-which tells a lot about accuracy: bigger networks are slower and more accurate, and equivalent cells
-have equal latency). The Hamming part is one matrix product of one-hot codes:
+Kernel, for choice codes x and side inputs u (a cheap objective known for every candidate):
+
+    k(x, x') = s2 * exp(-sum_d theta_d [x_d != x'_d] - sum_c gamma_c (u_c - u'_c)^2)
+               + sum_d a_d [x_d == x'_d] + sum_c b_c u_c u'_c
+
+The first term is the exponentiated weighted Hamming ("categorical overlap") kernel with one relevance
+weight per choice point (ARD: a choice point that does not change the metric gets theta -> 0) times a
+squared-exponential kernel on the side inputs; it models interactions. The second is first order: a
+linear model on the one-hot codes and the side inputs, so the effect of one choice carries over to
+combinations never seen (a stationary kernel alone falls back to the mean there, which on architecture
+tables under-predicts exactly the best networks). Both terms are one-hot matrix products:
 sum_d theta_d [x_d != x'_d] = sum(theta) - (onehot(x) * theta) . onehot(x').
-Hyper-parameters (theta, gamma, s2, noise) maximise the log marginal likelihood (L-BFGS-B, analytic
-gradient) on standardised targets, inside wide fixed bounds; nothing here is specific to one table.
+All hyper-parameters (theta, gamma, a, b, s2, noise) maximise the log marginal likelihood (L-BFGS-B,
+analytic gradient) on standardised targets, inside wide fixed bounds; nothing here is specific to a table.
 """
 
 from __future__ import annotations
@@ -21,13 +26,8 @@ from scipy.optimize import minimize
 _LOG_BOUNDS_THETA = (np.log(1e-3), np.log(20.0))
 _LOG_BOUNDS_S2 = (np.log(1e-2), np.log(20.0))
 _LOG_BOUNDS_NOISE = (np.log(1e-6), np.log(1.0))
-import os as _os
-if _os.environ.get("EDGENAS_NOADD"):
-    _LOG_BOUNDS_ADD = (np.log(1e-9), np.log(1e-9) + 1e-9)
-    _ADD0 = 1e-9
-else:
-    _LOG_BOUNDS_ADD = (np.log(1e-4), np.log(10.0))
-    _ADD0 = 0.05
+_LOG_BOUNDS_ADD = (np.log(1e-4), np.log(10.0))
+_ADD0 = 0.05
 
 
 class OneHot:

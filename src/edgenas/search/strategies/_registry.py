@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from optuna.samplers import (BaseSampler, NSGAIIISampler, NSGAIISampler, RandomSampler, TPESampler)
+from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler, NSGAIIISampler, NSGAIISampler, RandomSampler, TPESampler
 
 from edgenas.errors import ConfigError
 from edgenas.search.strategies._evolution import RegularizedEvolutionSampler
@@ -80,7 +82,9 @@ def _optuna(cls: type[BaseSampler], name: str, seed: int, directions: Sequence[s
         raise ConfigError(f"strategy {name!r} is single-objective; got {len(directions)} objectives "
                           "(use mnas to scalarise)", field="strategy")
     try:
-        sampler = cls(seed=seed, **opts)
+        with warnings.catch_warnings():  # NSGA-III and GP are "experimental" in Optuna: chosen knowingly
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            sampler = cls(seed=seed, **opts)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"strategy {name!r}: {e}", field="strategy") from None
     return Strategy(name, sampler, tuple(directions))
@@ -122,8 +126,8 @@ def _evolution(seed, choices, directions, options) -> Strategy:
 
 
 def _frontier(seed, choices, directions, options) -> Strategy:
-    opts = _check_options("frontier", options, ["n_startup", "beta", "max_pool", "max_train", "known", "reference", "side", "observed", "acq", "ehvi_pool", "ehvi_samples",
-                                                "constraints_func"])
+    opts = _check_options("frontier", options, ["n_startup", "beta", "max_pool", "max_train", "known", "reference",
+                                                "side", "constraints_func"])
     return Strategy(DEFAULT_STRATEGY, FrontierSampler(choices, directions, seed=seed, **opts), tuple(directions))
 
 

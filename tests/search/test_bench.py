@@ -1,0 +1,229 @@
+"""bench-search: the measure against an independent brute-force computation, budget accounting (repeats are
+free, proposals are bounded), hardware-free mode, the JSON schema through the CLI, and bad input (exit 2)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import edgenas.search.bench as bench
+from edgenas.cli_bench import register
+from edgenas.errors import ConfigError
+from edgenas.search.bench import Objective, Problem, parse_floor, parse_objective, parse_strategy, run_bench, run_one
+from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, Strategy
+
+EDGENAS = str(Path(sys.executable).parent / "edgenas")
+
+
+def synthetic_table(path: Path, seed: int = 0) -> Path:
+    """3 x 3 x 3 = 27 architectures as NAME=VALUE keys, random accuracy and latency."""
+    rng = np.random.default_rng(seed)
+    lines = ["arch,acc,lat,energy"]
+    for a, b, c in itertools.product(["x", "y", "z"], [1, 2, 3], ["p", "q", "r"]):
+        lines.append(f'"a={a},b={b},c={c}",{rng.uniform(50, 95):.3f},{rng.uniform(1, 20):.3f},{rng.uniform(1, 9):.2f}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def problem(table: Path, floor: float = 70.0, **kw: Any) -> Problem:
+    return Problem(table=table, arch_col="arch", objectives=(Objective("acc", "max"), Objective("lat", "min")),
+                   floors={"acc": floor}, **kw).load()
+
+
+# ---- the measure against brute force ---------------------------------------------------------------------------
+def brute_front(acc: list[float], lat: list[float], floor: float) -> list[int]:
+    region = [i for i in range(len(acc)) if acc[i] >= floor]
+    return [i for i in region if not any(acc[j] >= acc[i] and lat[j] <= lat[i] and (acc[j] > acc[i] or lat[j] < lat[i])
+                                         for j in region)]
+
+
+def brute_hv(points: list[tuple[float, float]], floor: float, ref_lat: float) -> float:
+    """Area of the union of boxes [floor, acc] x [lat, ref_lat], by sweeping the distinct latencies."""
+    pts = [(a, t) for a, t in points if a > floor and t < ref_lat]
+    xs = sorted({t for _, t in pts} | {ref_lat})
+    area = 0.0
+    for x0, x1 in zip(xs, xs[1:]):
+        best = max((a for a, t in pts if t <= x0), default=floor)
+        area += (best - floor) * (x1 - x0)
+    return area
+
+
+def test_measure_matches_brute_force(tmp_path: Path) -> None:
+    for seed in range(4):
+        p = problem(synthetic_table(tmp_path / f"t{seed}.csv", seed), floor=65.0)
+        acc, lat = list(p.values[:, 0]), list(p.values[:, 1])
+        front = brute_front(acc, lat, 65.0)
+        assert sorted(p.true_front) == sorted(front)
+        ref_lat = 1.05 * max(lat[i] for i in front)
+        assert p.ref[1] == pytest.approx(ref_lat) and p.ref[0] == -65.0
+        true_hv = brute_hv([(acc[i], lat[i]) for i in front], 65.0, ref_lat)
+        assert p.true_hv == pytest.approx(true_hv)
+        rng = np.random.default_rng(seed)
+        for _ in range(10):
+            rows = list(rng.choice(len(acc), size=rng.integers(1, 15), replace=False))
+            ratio, found = p.measure(rows)
+            assert ratio == pytest.approx(brute_hv([(acc[i], lat[i]) for i in rows], 65.0, ref_lat) / true_hv)
+            assert found == len(set(rows) & set(front))
+        assert p.measure(front) == (pytest.approx(1.0), len(front))
+
+
+def test_measure_of_a_known_set(tmp_path: Path) -> None:
+    t = tmp_path / "t.csv"
+    t.write_text("arch,acc,lat\n"
+                 '"k=a",95,10\n"k=b",92,4\n"k=c",91,6\n"k=d",89,1\n"k=e",92,4\n"k=f",90,20\n')
+    p = problem(t, floor=90.0)
+    # region: a b c e f; front: a (95, 10), b and e (92, 4; equal points are all kept); ref = (90, 10.5)
+    assert sorted(p.keys[i] for i in p.true_front) == ["k=a", "k=b", "k=e"]
+    assert p.ref[1] == pytest.approx(10.5)
+    assert p.true_hv == pytest.approx(2 * 6.5 + 3 * 0.5)  # 14.5
+    ratio, found = p.measure([p.keys.index("k=c"), p.keys.index("k=d"), p.keys.index("k=f")])
+    assert ratio == pytest.approx(1 * 4.5 / 14.5) and found == 0
+
+
+# ---- budget accounting ------------------------------------------------------------------------------------------
+def test_repeats_spend_no_budget(tmp_path: Path) -> None:
+    p = problem(synthetic_table(tmp_path / "t.csv"))
+    r = run_one(p, parse_strategy("random"), seed=0, budget=27)
+    assert r.evaluated == 27 and r.proposals > 27 and len(set(r.order)) == 27  # random repeats itself on 27
+    assert r.hv_ratio == pytest.approx(1.0) and r.front_points_found == len(p.true_front)
+
+
+class _Stuck(optuna.samplers.BaseSampler):
+    """Proposes the same architecture forever."""
+
+    def infer_relative_search_space(self, study, trial):  # noqa: ANN001, ANN201
+        return {}
+
+    def sample_relative(self, study, trial, search_space):  # noqa: ANN001, ANN201
+        return {}
+
+    def sample_independent(self, study, trial, name, dist):  # noqa: ANN001, ANN201
+        return dist.choices[0]
+
+
+def test_proposals_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = problem(synthetic_table(tmp_path / "t.csv"))
+    monkeypatch.setattr(bench, "make_strategy", lambda name, **kw: Strategy(name, _Stuck(), tuple(kw["directions"])))
+    r = run_one(p, parse_strategy("random"), seed=0, budget=5)
+    assert r.evaluated == 1 and r.proposals == bench.PROPOSALS_PER_BUDGET * 5
+
+
+def test_hardware_free_gives_known_latency_to_strategies_that_take_it(tmp_path: Path) -> None:
+    p = problem(synthetic_table(tmp_path / "t.csv"), hardware_free=True)
+    assert p.free_columns == ("lat",)
+    known = p.known_fn()
+    row = 5
+    params = dict(zip(p.choices, [v for v in p.keys[row].replace(",", "=").split("=")[1::2]]))
+    params = {k: type(p.choices[k][0])(v) if not isinstance(p.choices[k][0], str) else v for k, v in params.items()}
+    assert known(params) == [None, pytest.approx(p.values[row, 1])]
+    opts = p.strategy_options(parse_strategy(DEFAULT_STRATEGY))
+    assert "known" in opts and opts["reference"] == [70.0, None]
+    assert "known" not in p.strategy_options(parse_strategy("tpe"))  # anchors run as in the normal mode
+    assert "reference" not in p.strategy_options(parse_strategy(f"{DEFAULT_STRATEGY}:floor=off"))
+    with pytest.raises(ConfigError, match="every objective free"):
+        Problem(table=p.table, arch_col="arch", objectives=p.objectives, floors={}, hardware_free=True,
+                free=("acc", "lat")).load()
+
+
+def test_parallel_runs_equal_serial_runs(tmp_path: Path) -> None:
+    args = dict(table=synthetic_table(tmp_path / "t.csv"), arch_col="arch",
+                objectives=(Objective("acc", "max"), Objective("lat", "min")), floors={"acc": 70.0})
+    specs = [parse_strategy("random"), parse_strategy("evolution:population_size=4:sample_size=2")]
+    serial, rs = run_bench(args, specs, seeds=2, budget=8, jobs=1)
+    parallel, rp = run_bench(args, specs, seeds=2, budget=8, jobs=2)
+    assert serial == parallel and [r.order for r in rs] == [r.order for r in rp]
+
+
+# ---- parsing -----------------------------------------------------------------------------------------------------
+def test_parsers() -> None:
+    assert parse_objective("cifar10_acc:max") == Objective("cifar10_acc", "max")
+    assert parse_objective("a:b:MIN") == Objective("a:b", "min")
+    assert parse_floor("acc=90.5") == ("acc", 90.5)
+    s = parse_strategy("mnas:target=3:w=-0.1")
+    assert (s.label, s.name, s.options) == ("mnas:target=3:w=-0.1", "mnas", (("target", "3"), ("w", "-0.1")))
+    for bad in ("acc", "acc:maximum", ":max"):
+        with pytest.raises(ConfigError, match="COLUMN:max"):
+            parse_objective(bad)
+    for bad in ("acc", "acc=x", "=3", "acc=inf"):
+        with pytest.raises(ConfigError, match="COLUMN=NUMBER"):
+            parse_floor(bad)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_strategy("tpe:gamma")
+    specs = bench.strategy_list(["tpe", "evolution", "evolution"])
+    assert [s.label for s in specs] == [DEFAULT_STRATEGY, *ANCHORS, "evolution"]
+
+
+# ---- the CLI ------------------------------------------------------------------------------------------------------
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:  # a group, so the command is addressed by name as in `edgenas bench-search`
+        pass
+
+    register(app)
+    return app
+
+
+def test_cli_prints_the_json_schema(tmp_path: Path) -> None:
+    t = synthetic_table(tmp_path / "t.csv")
+    res = CliRunner().invoke(cli_app(), ["bench-search", "--table", str(t), "--objective", "acc:max", "--objective",
+                                         "lat:min", "--floor", "acc=70", "--budget", "6", "--seeds", "2",
+                                         "--strategies", "evolution", "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert list(out) == ["budget", "seeds", "default", "strategies", "true_front_points"]
+    assert out["budget"] == 6 and out["seeds"] == 2 and out["default"] == DEFAULT_STRATEGY
+    assert list(out["strategies"]) == [DEFAULT_STRATEGY, *ANCHORS, "evolution"]
+    for v in out["strategies"].values():
+        assert list(v) == ["hv_ratio_median", "hv_ratio_min", "front_points_found_median"]
+        assert 0 <= v["hv_ratio_min"] <= v["hv_ratio_median"] <= 1
+    assert out["true_front_points"] == len(problem(t).true_front)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--strategies", "annealing"], "unknown strategy 'annealing'"),
+    (["--objective", "acc:max", "--objective", "watts:min"], "missing column.*watts"),
+    (["--objective", "acc:max", "--objective", "lat"], "COLUMN:max or COLUMN:min"),
+    (["--floor", "energy=3"], "floor column 'energy' is not an objective"),
+    (["--floor", "acc=99.9"], "no row meets the floor"),
+    (["--arch-col", "cell"], "missing column.*cell"),
+    (["--budget", "0"], "budget must be >= 1"),
+    (["--strategies", "mnas"], "needs the option target"),
+    (["--free", "lat"], "--free needs --hardware-free"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], match: str) -> None:
+    t = synthetic_table(tmp_path / "t.csv")
+    base = ["bench-search", "--table", str(t), "--budget", "5", "--seeds", "1", "--jobs", "1"]
+    if "--objective" not in args:
+        base += ["--objective", "acc:max", "--objective", "lat:min"]
+    if "--floor" not in args:
+        base += ["--floor", "acc=70"]
+    res = CliRunner().invoke(cli_app(), base + args)
+    assert res.exit_code == 2, res.output
+    import re
+
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("edgenas: error: ") and re.search(match, lines[0])
+
+
+def test_edgenas_command_is_wired(tmp_path: Path) -> None:
+    t = synthetic_table(tmp_path / "t.csv")
+    res = subprocess.run([EDGENAS, "bench-search", "--table", str(tmp_path / "absent.csv"), "--objective", "acc:max",
+                          "--objective", "lat:min", "--floor", "acc=70"], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "cannot read the table" in res.stderr
+    res = subprocess.run([EDGENAS, "bench-search", "--table", str(t), "--objective", "acc:max", "--objective",
+                          "lat:min", "--floor", "acc=70", "--budget", "4", "--seeds", "1", "--jobs", "1"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert set(json.loads(res.stdout)["strategies"]) == {DEFAULT_STRATEGY, *ANCHORS}
