@@ -157,7 +157,7 @@ def search(
     quiet_optuna()
     setup = prepare_from_file(config, trials=trials, seed=seed, strategy=strategy,
                               cache_path=_cache(cache, no_cache))
-    name = study_name or setup.space.name
+    name = study_name or setup.name
     url = normalise_storage_url(storage) if storage else default_storage_url(name)
     sec = setup.section
     st = open_storage(url, heartbeat_interval=sec.heartbeat_interval, grace_period=sec.grace,

@@ -15,8 +15,8 @@ from edgenas.space.nb201 import (NB201, NB201_EDGES, NB201_OPS, arch_string, bui
 
 ROOT = Path(__file__).resolve().parents[2]
 # The benchmark tables live in shared/ beside the repository (../shared), or inside it on some checkouts.
-NB201_CSV = next((p for p in (ROOT.parent / "shared", ROOT / "shared")
-                  if (p / "benchmarks" / "nb201_pi5.csv").exists()), ROOT.parent / "shared") / "benchmarks" / "nb201_pi5.csv"
+NB201_CSV = next((p / "benchmarks" / "nb201_pi5.csv" for p in (ROOT.parent / "shared", ROOT / "shared")
+                  if (p / "benchmarks" / "nb201_pi5.csv").exists()), ROOT.parent / "shared/benchmarks/nb201_pi5.csv")
 
 
 def write(path: Path, text: str) -> Path:

@@ -28,6 +28,7 @@ from edgenas.errors import ConfigError, EdgeNasError
 from edgenas.hardware.profile import HardwareProfile
 from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
+from edgenas.space.nb201 import NB201Space
 from edgenas.space.space import SearchSpace
 
 Cost = Literal["cheap", "expensive"]
@@ -48,8 +49,8 @@ class EvaluationFailed(EdgeNasError):
 class EvalContext:
     """What every evaluator of one search shares: the space, the resolution and the device."""
 
-    space: SearchSpace
-    resolution: tuple[int, int]
+    space: SearchSpace | NB201Space
+    resolution: tuple[int, int] | None  # None for a table-only space (nothing is built)
     profile: HardwareProfile
     cache_path: str | None = None  # the compiler's measurement cache (SQLite, keyed on model bytes)
     base_dir: str = "."  # relative paths in evaluator options are relative to the config file
@@ -264,8 +265,15 @@ class CompilerEvaluator(Evaluator):
         return _row_metrics(row)
 
 
+def _needs_network(ctx: EvalContext, kind: str, fld: str) -> None:
+    if getattr(ctx.space, "table_only", False):
+        raise ConfigError(f"the {ctx.space.name} space is known only through tables (it has no network to "
+                          f"{kind}); use a `table` evaluator", field=f"{fld}.type")
+
+
 def _compiler_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
     _options(_NoOptions, opts, fld, None)
+    _needs_network(ctx, "compile", fld)
     return CompilerEvaluator(ctx)
 
 
@@ -281,6 +289,7 @@ class AnalyticModelEvaluator(CompilerEvaluator):
 
 def _analytic_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
     _options(_NoOptions, opts, fld, None)
+    _needs_network(ctx, "model", fld)
     return AnalyticModelEvaluator(ctx)
 
 
@@ -300,8 +309,9 @@ class _TableOptions(BaseModel):
     path: str
     columns: list[str] | None = None  # metrics to take; default: every numeric column that is not a key
     key_column: str | None = None  # the column naming the architecture; default: match on the choice columns
-    key: str = "{genotype}"  # how a genotype is written in key_column: a format string over the choices,
-    # plus {genotype} (name=value,...) and {arch_id}
+    key: str | None = None  # how a genotype is written in key_column: a format string over the choices,
+    # plus {genotype} (name=value,...), {arch_id} and, in a space with its own notation, {arch} (NB201's
+    # `|op~0|+|...|`); default: {arch} where the space has one, else {genotype}
 
 
 class TableEvaluator(Evaluator):
@@ -331,22 +341,26 @@ class TableEvaluator(Evaluator):
         if not rows:
             raise ConfigError(f"table {opts.path} has no rows", field=f"{fld}.path")
         choices = list(ctx.space.choices)
+        self._arch = getattr(ctx.space, "arch_string", None)  # the space's own architecture notation, if any
+        key_format = opts.key or ("{arch}" if self._arch else "{genotype}")
         if opts.key_column is not None:
             if opts.key_column not in header:
                 raise ConfigError(f"table {opts.path} has no column {opts.key_column!r}; it has: {', '.join(header)}",
                                   field=f"{fld}.key_column")
             try:
-                opts.key.format(genotype="", arch_id="", **{c: "" for c in choices})
+                key_format.format(**self._key_fields(None, {c: "" for c in choices}))
             except (KeyError, IndexError, ValueError) as e:
-                raise ConfigError(f"bad key format {opts.key!r} ({e}); use {{genotype}}, {{arch_id}} or choice names "
-                                  f"({', '.join(choices)})", field=f"{fld}.key") from None
+                arch = ", {arch}" if self._arch else ""
+                raise ConfigError(f"bad key format {key_format!r} ({e}); use {{genotype}}, {{arch_id}}{arch} or choice "
+                                  f"names ({', '.join(choices)})", field=f"{fld}.key") from None
             self.match = [opts.key_column]
         else:
             missing = [c for c in choices if c not in header]
             if missing:
                 raise ConfigError(f"table {opts.path} is missing the choice column(s) {', '.join(missing)} (or give "
                                   f"`key_column:`); it has: {', '.join(header)}", field=f"{fld}.path")
-            self.match = choices + [c for c in ("resolution", "hardware") if c in header]
+            context = ("hardware",) if ctx.resolution is None else ("resolution", "hardware")
+            self.match = choices + [c for c in context if c in header]
         if opts.columns is not None:
             missing = [c for c in opts.columns if c not in header]
             if missing:
@@ -358,7 +372,7 @@ class TableEvaluator(Evaluator):
         if not cols:
             raise ConfigError(f"table {opts.path} has no numeric metric columns", field=f"{fld}.columns")
         self.columns = tuple(cols)
-        self.key_format = opts.key
+        self.key_format = key_format
         self.key_column = opts.key_column
         self.rows: dict[tuple[str, ...], dict[str, str]] = {}
         for r in rows:
@@ -372,11 +386,18 @@ class TableEvaluator(Evaluator):
     def fingerprint(self) -> str:
         return f"table:{self._digest}:{','.join(self.columns)}:{self.key_column}:{self.key_format}"
 
+    def _key_fields(self, g: Genotype | None, values: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {**values, "genotype": "" if g is None else str(g), "arch_id": "" if g is None else g.arch_id}
+        if self._arch is not None:
+            fields["arch"] = "" if g is None else self._arch(g)
+        return fields
+
     def _lookup_key(self, g: Genotype) -> tuple[str, ...]:
         values = g.as_dict()
         if self.key_column is not None:
-            return (self.key_format.format(genotype=str(g), arch_id=g.arch_id, **values),)
-        extra = {"resolution": format_resolution(self.ctx.resolution), "hardware": self.ctx.profile.name}
+            return (self.key_format.format(**self._key_fields(g, values)),)
+        extra = {"resolution": format_resolution(self.ctx.resolution) if self.ctx.resolution else "",
+                 "hardware": self.ctx.profile.name}
         return tuple(str(values[c]) if c in values else extra[c] for c in self.match)
 
     def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:

@@ -22,8 +22,13 @@ from edgenas.hardware.profile import DEFAULT_PROFILE, HardwareProfile, load_prof
 from edgenas.search.evaluators import EvalContext, build_stages
 from edgenas.search.objectives import Objective, Problem, check_objectives, parse_constraint
 from edgenas.search.settings import SearchSection, parse_search_section
-from edgenas.space.config import SpaceConfig, config_from_dict, format_resolution, load_space_config, parse_resolution
+from edgenas.space.config import SpaceConfig, config_from_dict, format_resolution, parse_resolution
+from edgenas.space.nb201 import NB201, NB201Space
 from edgenas.space.space import SearchSpace
+
+# Spaces known only through tables of measured metrics (no network to build): `space: NAME` in a search YAML.
+TABLE_SPACES: dict[str, NB201Space] = {"nb201": NB201}
+_TABLE_CONFIG_FIELDS = ("space", "name", "description", "search")
 
 CONFIG_ATTR = "edgenas:config"  # the space YAML as run (text)
 PROFILE_ATTR = "edgenas:profile"  # the hardware profile's fields (so workers need no profile file)
@@ -37,15 +42,20 @@ RECORD_ATTR = "edgenas"  # per trial: genotype, real objective values, feasibili
 class SearchSetup:
     """Everything a worker needs, resolved and validated."""
 
-    space: SearchSpace
+    space: SearchSpace | NB201Space
     section: SearchSection
-    resolution: tuple[int, int]
+    resolution: tuple[int, int] | None  # None for a table-only space
     profile: HardwareProfile
     problem: Problem
     strategy: str
     config_text: str
     source: str
     cache_path: str | None = None
+    name: str = ""  # the config's name: the default study name
+
+    @property
+    def resolution_text(self) -> str:
+        return format_resolution(self.resolution) if self.resolution else "-"
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
@@ -57,7 +67,7 @@ class SearchSetup:
         blob = {
             "space": self.space.space_key,
             "choices": {k: list(map(str, v)) for k, v in self.space.choices.items()},
-            "resolution": format_resolution(self.resolution),
+            "resolution": self.resolution_text,
             "profile": self.profile.to_dict(),
             "objectives": [[o.metric, o.direction] for o in self.objectives],
             "constraints": [c.text for c in self.problem.constraints],
@@ -79,8 +89,9 @@ def prepare_from_file(config: str | Path, *, trials: int | None = None, seed: in
     from edgenas.space.config import resolve_space_path
 
     path = resolve_space_path(str(config))
-    load_space_config(path)  # full validation with the space loader's messages first
     raw = _raw_config(path)
+    if "space" not in raw:
+        config_from_dict(raw, str(path))  # full validation with the space loader's messages first
     raw.pop("extends", None)
     search = dict(raw.get("search") or {})
     if trials is not None:
@@ -112,6 +123,8 @@ def prepare_from_text(text: str, source: str, *, base_dir: str = ".", cache_path
         raise ConfigError(f"malformed YAML: {e}", source=source) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping of fields", source=source)
+    if "space" in raw:
+        return _prepare_table_space(raw, text, source, base_dir=base_dir, cache_path=cache_path, profile=profile)
     cfg: SpaceConfig = config_from_dict(raw, source)
     space = SearchSpace(cfg, source)
     section = parse_search_section(cfg.search, source)
@@ -137,14 +150,53 @@ def prepare_from_text(text: str, source: str, *, base_dir: str = ".", cache_path
             raise ConfigError(e.message, source=source, field="search.hardware") from None
 
     ctx = EvalContext(space, resolution, profile, cache_path=cache_path, base_dir=base_dir)
+    return _setup(ctx, section, text, source, cfg.name)
+
+
+def _prepare_table_space(raw: dict[str, Any], text: str, source: str, *, base_dir: str, cache_path: str | None,
+                         profile: HardwareProfile | None) -> SearchSetup:
+    """`space: nb201`: a built-in space known only through tables; evaluators must be tables."""
+    unknown = [k for k in raw if k not in _TABLE_CONFIG_FIELDS]
+    if unknown:
+        raise ConfigError(f"unknown field for a table-only space; allowed: {', '.join(_TABLE_CONFIG_FIELDS)}",
+                          source=source, field=str(unknown[0]))
+    space = TABLE_SPACES.get(str(raw["space"]))
+    if space is None:
+        raise ConfigError(f"unknown table-only space {raw['space']!r}; allowed: {', '.join(TABLE_SPACES)} (a space "
+                          "of networks is declared with its own fields instead, see `edgenas sweep --help`)",
+                          source=source, field="space")
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        raise ConfigError("a table-only space needs a `search:` section with objectives and a table evaluator",
+                          source=source, field="search")
+    if "evaluators" not in search:
+        raise ConfigError(f"the {space.name} space is known only through tables: give `evaluators: [{{type: table, "
+                          "path: FILE.csv, key_column: arch}]`", source=source, field="search.evaluators")
+    section = parse_search_section(search, source)
+    for fld in ("resolution",):
+        if getattr(section, fld) is not None:
+            raise ConfigError(f"the {space.name} space is not built at a resolution; remove it", source=source,
+                              field=f"search.{fld}")
+    if profile is None:
+        try:
+            profile = load_profile_spec(section.hardware or DEFAULT_PROFILE)
+        except ConfigError as e:
+            raise ConfigError(e.message, source=source, field="search.hardware") from None
+    ctx = EvalContext(space, None, profile, cache_path=cache_path, base_dir=base_dir)
+    return _setup(ctx, section, text, source, str(raw.get("name") or space.name))
+
+
+def _setup(ctx: EvalContext, section: SearchSection, text: str, source: str, name: str) -> SearchSetup:
+    """Evaluators, objectives, constraints and strategy, checked against each other."""
     stages = build_stages(list(section.evaluators), ctx, source=source)
     available = [m for s in stages for m in s.metrics]
     objectives = check_objectives(section.objectives, available, source=source)
-    constraints = [parse_constraint(c, profile, available, source=source, field_name=f"search.constraints[{i}]")
+    constraints = [parse_constraint(c, ctx.profile, available, source=source, field_name=f"search.constraints[{i}]")
                    for i, c in enumerate(section.constraints)]
     problem = Problem(tuple(objectives), tuple(constraints), tuple(stages))
     strategy = _check_strategy(section.strategy, len(objectives), source)
-    return SearchSetup(space, section, resolution, profile, problem, strategy, text, source, cache_path)
+    return SearchSetup(ctx.space, section, ctx.resolution, ctx.profile, problem, strategy, text, source,
+                       ctx.cache_path, name)
 
 
 def _check_strategy(name: str | None, n_objectives: int, source: str) -> str:
@@ -176,6 +228,7 @@ def make_strategy(setup: SearchSetup, *, seed: int) -> Any:
     """The strategy's sampler. The hard limits reach it either as per-trial constraints (Optuna >= 5's
     samplers read those) or, for samplers that take one, through a `constraints_func`."""
     from edgenas.search.strategies import make_strategy as make
+    from edgenas.search.strategies import uses_known
 
     n = len(setup.problem.constraint_names)
 
@@ -185,6 +238,8 @@ def make_strategy(setup: SearchSetup, *, seed: int) -> Any:
 
     kwargs = dict(seed=seed, choices=setup.space.choices, directions=[o.direction for o in setup.objectives],
                   **setup.section.strategy_options)
+    if uses_known(setup.strategy) and "reference" not in kwargs:
+        kwargs["reference"] = objective_limits(setup.problem)
     try:
         plain = make(setup.strategy, **kwargs)
     except ConfigError as e:
@@ -197,6 +252,18 @@ def make_strategy(setup: SearchSetup, *, seed: int) -> Any:
         if "constraints_func" not in str(e):
             raise _strategy_error(e, setup.source) from None
         return plain  # a strategy without constraint handling (random): feasibility is still recorded per trial
+
+
+def objective_limits(problem: Problem) -> list[float | None]:
+    """Per objective, the tightest hard limit on its worse side (`acc >= 90` for a maximised accuracy), else
+    None: what a strategy that takes a reference point should measure the front's hypervolume from, so it
+    spends no proposals on the region the constraints rule out."""
+    out: list[float | None] = []
+    for o in problem.objectives:
+        worse_side = (">=", ">") if o.direction == "max" else ("<=", "<")
+        limits = [c.limit for c in problem.constraints if c.metric == o.metric and c.op in worse_side]
+        out.append(None if not limits else (max(limits) if o.direction == "max" else min(limits)))
+    return out
 
 
 def _strategy_error(e: ConfigError, source: str) -> ConfigError:

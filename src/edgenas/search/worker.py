@@ -27,7 +27,6 @@ from edgenas.search.evaluators import EvaluationFailed, Stage
 from edgenas.search.objectives import StageResult
 from edgenas.search.storage import Claim, MeasurementKey, MeasurementStore, Record
 from edgenas.search.study import RECORD_ATTR, SearchSetup, make_strategy, trial_constraints_supported
-from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
 
 ProgressFn = Callable[[int, int, Any], None]  # (COMPLETE trials in the study, target, the finished FrozenTrial)
@@ -76,7 +75,7 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
     strategy = make_strategy(setup, seed=my_seed)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=strategy.sampler)
     directions = [d.name.lower() for d in study.directions]
-    res_text = format_resolution(setup.resolution)
+    res_text = setup.resolution_text
     hw_key = hardware_key(setup)
     stats = {"trials": 0, "measured": 0, "reused": 0}
     use_trial_constraints = trial_constraints_supported()

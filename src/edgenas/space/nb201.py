@@ -30,6 +30,7 @@ class NB201Space:
     """NAS-Bench-201 cell space with the `SearchSpace` interface where it applies (no `build`)."""
 
     name = "nb201"
+    table_only = True  # no network to build: searched against a table of known metrics
 
     def __init__(self) -> None:
         self._choices: dict[str, list[str]] = {e: list(NB201_OPS) for e in NB201_EDGES}
