@@ -30,9 +30,9 @@ CONFIG is a space YAML (it may `extends:` another) with a `search:` section, for
     trials: 50
     seed: 0
 
-CONFIG may instead name a built-in space known only through tables: `space: nb201` (NAS-Bench-201) with a `table` evaluator, see examples/search_nb201.yaml.
-
 """ + (
+    "CONFIG may instead name a built-in space known only through tables: `space: nb201` (NAS-Bench-201) with a "
+    "`table` evaluator, see examples/search_nb201.yaml.\n\n"
     "The study lives in an Optuna storage (default: the SQLite file runs/<study>/study.db) together with every "
     "measurement, so a genotype is never measured twice, and running the same command again resumes the study up "
     "to the requested number of completed trials. With --storage postgresql://... any number of `edgenas worker` "

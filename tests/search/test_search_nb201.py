@@ -110,7 +110,8 @@ def test_trials_are_table_rows_and_the_front_is_non_dominated(work: dict) -> Non
 @pytest.mark.parametrize("case,needle", [
     ("evaluators: [compiler]", "known only through tables"),
     ("evaluators: [{type: table, path: cells.csv, key_column: index_of_arch}]", "has no column 'index_of_arch'"),
-    ("resolution: 32x32\n  evaluators: [{type: table, path: cells.csv, key_column: arch}]", "not built at a resolution"),
+    ("resolution: 32x32\n  evaluators: [{type: table, path: cells.csv, key_column: arch}]",
+     "not built at a resolution"),
 ])
 def test_table_only_space_bad_input(work: dict, case: str, needle: str) -> None:
     d = work["dir"]

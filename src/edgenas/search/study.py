@@ -78,9 +78,9 @@ class SearchSetup:
 
 def _raw_config(path: Path) -> dict[str, Any]:
     """The merged mapping of a space YAML (extends resolved), as the space loader reads it."""
-    from edgenas.space.config import _read_with_extends  # the loader's own merge, so both agree
+    from edgenas.space.config import read_config_mapping  # the loader's own merge, so both agree
 
-    return _read_with_extends(path, ())
+    return read_config_mapping(path)
 
 
 def prepare_from_file(config: str | Path, *, trials: int | None = None, seed: int | None = None,

@@ -90,7 +90,12 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def load_space_config(path: str | Path) -> SpaceConfig:
     """Read and validate a space YAML file; every failure is a ConfigError naming the file."""
     p = Path(path)
-    return config_from_dict(_read_with_extends(p, ()), str(p))
+    return config_from_dict(read_config_mapping(p), str(p))
+
+
+def read_config_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping of a config YAML with `extends` merged, not yet validated (for sections other loaders read)."""
+    return _read_with_extends(Path(path), ())
 
 
 # Mappings that `extends` merges key by key; every other field of the extending file replaces the base's.
