@@ -19,54 +19,33 @@ P = 10, S = 3; the original paper P = 100, S = 25 for tens of thousands of model
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from edgenas.errors import ConfigError
+from edgenas.search.strategies._base import CONSTRAINTS_ATTR, CategoricalSampler, ConstraintsFn
 from edgenas.search.strategies._mo import crowding_distance, nondominated_rank
-from edgenas.search.strategies._params import check_choices, distributions
 
 PARENT_ATTR = "evolution:parent"
-_CONSTRAINTS_ATTR = "edgenas:constraints"
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(CategoricalSampler):
     def __init__(self, choices: Mapping[str, Sequence[Any]], *, population_size: int = 20, sample_size: int = 5,
                  seed: int | None = None,
-                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None) -> None:
+                 constraints_func: ConstraintsFn | None = None) -> None:
         if population_size < 2:
             raise ConfigError(f"population_size must be >= 2, got {population_size}", field="population_size")
         if not 1 <= sample_size <= population_size:
             raise ConfigError(f"sample_size must be in 1..population_size ({population_size}), got {sample_size}",
                               field="sample_size")
-        self._choices = check_choices(choices)
-        self._dists = distributions(self._choices)
+        super().__init__(choices, seed=seed, constraints_func=constraints_func)
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
-        self._constraints_func = constraints_func
         self._rng = random.Random(seed)
-        self._fallback = RandomSampler(seed=seed)
-
-    def reseed_rng(self) -> None:
-        self._rng.seed()
-        self._fallback.reseed_rng()
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return dict(self._dists)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
-        if self._constraints_func is not None and state == TrialState.COMPLETE:
-            c = [float(v) for v in self._constraints_func(trial)]
-            study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_ATTR, c)
 
     def population(self, study: Study) -> list[FrozenTrial]:
         """The `population_size` most recently completed trials over this space, oldest first."""
@@ -99,7 +78,7 @@ class RegularizedEvolutionSampler(BaseSampler):
     def _tournament(self, study: Study, pop: list[FrozenTrial]) -> FrozenTrial:
         sgn = np.array([1.0 if d.name == "MINIMIZE" else -1.0 for d in study.directions])
         y = np.array([t.values for t in pop], dtype=float) * sgn
-        violation = np.array([sum(max(0.0, c) for c in t.system_attrs.get(_CONSTRAINTS_ATTR, ())) for t in pop])
+        violation = np.array([sum(max(0.0, c) for c in t.system_attrs.get(CONSTRAINTS_ATTR, ())) for t in pop])
         rank = nondominated_rank(y)
         crowd = crowding_distance(y, rank) if y.shape[1] > 1 else -y[:, 0]
         drawn = self._rng.sample(range(len(pop)), self.sample_size)

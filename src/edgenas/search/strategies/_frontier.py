@@ -45,28 +45,26 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from edgenas.errors import ConfigError
+from edgenas.search.strategies._base import CONSTRAINTS_ATTR, CategoricalSampler, ConstraintsFn
 from edgenas.search.strategies._blas import single_thread_blas
 from edgenas.search.strategies._gp import CategoricalGP, OneHot, PoolPosterior, Warp
 from edgenas.search.strategies._mo import hv_improvement, nondominated_rank, sigma_gap, signs
-from edgenas.search.strategies._params import check_choices, distributions
 
 KnownFn = Callable[[Mapping[str, Any]], Sequence[float | None]]
 
 
-class FrontierSampler(BaseSampler):
+class FrontierSampler(CategoricalSampler):
     """Surrogate-guided hypervolume search over a finite categorical space (see the module docstring)."""
 
     def __init__(self, choices: Mapping[str, Sequence[Any]], directions: Sequence[str], *, seed: int | None = None,
                  n_startup: int = 10, beta: float = 1.0, max_pool: int = 50_000, known: KnownFn | None = None,
                  reference: Sequence[float | None] | None = None, max_train: int = 1000, side: bool = True,
-                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None) -> None:
-        self._choices = check_choices(choices)
-        self._dists = distributions(self._choices)
+                 constraints_func: ConstraintsFn | None = None) -> None:
+        super().__init__(choices, seed=seed, constraints_func=constraints_func)
         self._keys = list(self._choices)
         self._opts = [list(d.choices) for d in self._dists.values()]
         self._sign = signs(directions)
@@ -75,10 +73,7 @@ class FrontierSampler(BaseSampler):
         self._max_pool = int(max_pool)
         self._max_train = int(max_train)
         self._known = known
-        self._constraints_func = constraints_func
-        self._seed = seed
         self._rng = np.random.RandomState(seed)
-        self._fallback = RandomSampler(seed=seed)
         self._enc = OneHot([len(o) for o in self._opts])
         self._radix = np.array([len(o) for o in self._opts])
         self._size = math.prod(len(o) for o in self._opts)
@@ -95,23 +90,7 @@ class FrontierSampler(BaseSampler):
             raise ConfigError(f"reference has {len(ref)} values for {len(self._sign)} objectives", field="reference")
         self._ref_min = np.array([np.inf if r is None else float(r) * sg for r, sg in zip(ref, self._sign)])
 
-    # ---- Optuna sampler interface ----------------------------------------------------------------
-    def reseed_rng(self) -> None:
-        self._rng.seed()
-        self._fallback.reseed_rng()
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return dict(self._dists)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
-        if self._constraints_func is not None and state == TrialState.COMPLETE:
-            c = [float(v) for v in self._constraints_func(trial)]
-            study._storage.set_trial_system_attr(trial._trial_id, "edgenas:constraints", c)
-
+    # ---- Optuna sampler interface (the rest is CategoricalSampler's) -------------------------------
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
@@ -143,7 +122,7 @@ class FrontierSampler(BaseSampler):
                 continue
             taken.add(self._index(code))
             if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == len(self._sign):
-                cons = [*t.system_attrs.get("edgenas:constraints", ()), *getattr(t, "constraints", {}).values()]
+                cons = [*t.system_attrs.get(CONSTRAINTS_ATTR, ()), *getattr(t, "constraints", {}).values()]
                 feasible = all(c <= 0 for c in cons)
                 done.append((code, np.asarray(t.values, dtype=float) * self._sign, feasible))
         return done, taken
