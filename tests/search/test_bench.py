@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ from edgenas.errors import ConfigError
 from edgenas.search.bench import Objective, Problem, parse_floor, parse_objective, parse_strategy, run_bench, run_one
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, Strategy
 
-EDGENAS = str(Path(sys.executable).parent / "edgenas")
+from search_helpers import EDGENAS
+
 
 
 def synthetic_table(path: Path, seed: int = 0) -> Path:

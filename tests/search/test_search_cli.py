@@ -4,27 +4,18 @@ reproducible proposals, and bad input (one line, exit code 2)."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-EDGENAS = str(Path(sys.executable).parent / "edgenas")
+from search_helpers import EDGENAS, tiny_space, trials_of
 
 # 16 networks at 64x96 on an Ethos-U55-256 given 320 KiB of SRAM: the four with MBConv-e6 heads need 372 KiB
 # (flagged over_sram), and resnet + MBConv-e4 heads runs at ~206 FPS, under the FPS floor.
-SPACE = """\
-extends: flow_head_upsample
-name: tiny_search
-resolutions: [64x96]
-choices:
-  backbone: [shufflenet, mbconv_e4, mbconv_e6, resnet]
-  head1_block: [conv3x3, dsconv3x3, mbconv_e4, mbconv_e6]
-hardware: ["ethos-u55-256:sram_kib=320"]
+SPACE = tiny_space("tiny_search", "ethos-u55-256:sram_kib=320") + """\
 search:
   objectives:
     - {metric: fps, direction: max}
@@ -51,24 +42,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env = {**os.environ, "EDGENAS_CACHE": str(d / "compiler-cache.sqlite"), "COLUMNS": "200"}
     env.pop("EDGENAS_TEST_EVALUATORS", None)
     return {"dir": d, "env": env}
-
-
-def trials_of(db: Path, study: str) -> list[dict]:
-    con = sqlite3.connect(db)
-    try:
-        sid = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study,)).fetchone()[0]
-        rows = con.execute("SELECT trial_id, number, state FROM trials WHERE study_id = ? ORDER BY number",
-                           (sid,)).fetchall()
-        out = []
-        for tid, number, state in rows:
-            params = dict(con.execute("SELECT param_name, param_value FROM trial_params WHERE trial_id = ? "
-                                      "ORDER BY param_id", (tid,)).fetchall())
-            attrs = {k: json.loads(v) for k, v in con.execute(
-                "SELECT key, value_json FROM trial_user_attributes WHERE trial_id = ?", (tid,)).fetchall()}
-            out.append({"number": number, "state": state, "params": params, "attrs": attrs})
-        return out
-    finally:
-        con.close()
 
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,16 +25,9 @@ from edgenas.search.study import create_or_load_study, trial_rows
 from edgenas.search.worker import run_trials
 from edgenas.space.genotype import Genotype
 
-EDGENAS = str(Path(sys.executable).parent / "edgenas")
-BASE = """\
-extends: flow_head_upsample
-name: loop_tiny
-resolutions: [64x96]
-choices:
-  backbone: [shufflenet, mbconv_e4, mbconv_e6, resnet]
-  head1_block: [conv3x3, dsconv3x3, mbconv_e4, mbconv_e6]
-hardware: ["ethos-u55-256:sram_kib=320"]
-"""
+from search_helpers import EDGENAS, tiny_space
+
+BASE = tiny_space("loop_tiny", "ethos-u55-256:sram_kib=320")
 
 
 # ---- Problem.evaluate with stand-in evaluators ---------------------------------------------------------------

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import os
-import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-EDGENAS = str(Path(sys.executable).parent / "edgenas")
+from search_helpers import EDGENAS, trials_of
+
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 EDGES = ["e01", "e02", "e12", "e03", "e13", "e23"]  # the order of the NB201 string: node 1, node 2, node 3
 
@@ -69,24 +66,10 @@ search:
     return {"dir": d, "env": env, "table": table, "stdout": r.stdout}
 
 
-def complete_trials(db: Path, study: str) -> list[dict]:
-    con = sqlite3.connect(db)
-    try:
-        sid = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study,)).fetchone()[0]
-        out = []
-        for tid, in con.execute("SELECT trial_id FROM trials WHERE study_id = ? AND state = 'COMPLETE'", (sid,)):
-            params = dict(con.execute("SELECT param_name, param_value FROM trial_params WHERE trial_id = ?", (tid,)))
-            attrs = {k: json.loads(v) for k, v in con.execute(
-                "SELECT key, value_json FROM trial_user_attributes WHERE trial_id = ?", (tid,))}
-            out.append({"params": params, "attrs": attrs})
-        return out
-    finally:
-        con.close()
-
-
 def test_trials_are_table_rows_and_the_front_is_non_dominated(work: dict) -> None:
     d = work["dir"]
-    trials = complete_trials(d / "runs" / "nb201_synthetic" / "study.db", "nb201_synthetic")
+    trials = [t for t in trials_of(d / "runs" / "nb201_synthetic" / "study.db", "nb201_synthetic")
+              if t["state"] == "COMPLETE"]
     assert len(trials) == 30
     seen = {}
     for t in trials:

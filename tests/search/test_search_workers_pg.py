@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,19 +19,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pg_server import PgServer, pg_server  # noqa: F401  (the fixture)
+from search_helpers import EDGENAS, tiny_space
 
-EDGENAS = str(Path(sys.executable).parent / "edgenas")
 TRIALS = 6
 HEARTBEAT, GRACE = 1, 2
 
-CONFIG = """\
-extends: flow_head_upsample
-name: pg_tiny
-resolutions: [64x96]
-choices:
-  backbone: [shufflenet, mbconv_e4, mbconv_e6, resnet]
-  head1_block: [conv3x3, dsconv3x3, mbconv_e4, mbconv_e6]
-hardware: [ethos-u55-256]
+CONFIG = tiny_space("pg_tiny", "ethos-u55-256") + """\
 search:
   objectives:
     - {{metric: fps, direction: max}}

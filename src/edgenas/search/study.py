@@ -173,10 +173,9 @@ def _prepare_table_space(raw: dict[str, Any], text: str, source: str, *, base_di
         raise ConfigError(f"the {space.name} space is known only through tables: give `evaluators: [{{type: table, "
                           "path: FILE.csv, key_column: arch}]`", source=source, field="search.evaluators")
     section = parse_search_section(search, source)
-    for fld in ("resolution",):
-        if getattr(section, fld) is not None:
-            raise ConfigError(f"the {space.name} space is not built at a resolution; remove it", source=source,
-                              field=f"search.{fld}")
+    if section.resolution is not None:
+        raise ConfigError(f"the {space.name} space is not built at a resolution; remove it", source=source,
+                          field="search.resolution")
     if profile is None:
         try:
             profile = load_profile_spec(section.hardware or DEFAULT_PROFILE)
