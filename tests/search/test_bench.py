@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 import edgenas.search.bench as bench
-from edgenas.cli_bench import register
+from edgenas.cli.bench import register
 from edgenas.errors import ConfigError
 from edgenas.search.bench import Objective, Problem, parse_floor, parse_objective, parse_strategy, run_bench, run_one
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, Strategy

@@ -20,7 +20,7 @@ from edgenas.search.pareto import (
     nondominated_mask,
     nondominated_sort,
 )
-from edgenas.search.pareto_cli import pareto_rows, write_pareto_csv
+from edgenas.search.pareto_csv import pareto_rows, write_pareto_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 # The benchmark tables live in shared/ beside the repository (../shared), or inside it on some checkouts.
@@ -266,19 +266,11 @@ def test_directions_as_one_string_is_a_type_error():
 
 # ---------------------------------------------------------------- CSV and the `edgenas pareto` command
 
-CLI = (
-    "import sys\n"
-    "from edgenas import cli\n"
-    "from edgenas.search.pareto_cli import register\n"
-    "if not any(c.name == 'pareto' for c in cli.app.registered_commands):\n"
-    "    register(cli.app)\n"
-    "sys.argv[0] = 'edgenas'\n"
-    "cli.main()\n"
-)
+CLI = "import sys; sys.argv[0] = 'edgenas'; from edgenas.cli import main; main()"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """The real `edgenas` main (its error handling included), with `pareto` registered if cli.py has not yet."""
+    """The real `edgenas` main, its error handling included."""
     return subprocess.run([sys.executable, "-c", CLI, "pareto", *args], capture_output=True, text=True, timeout=60,
                           check=False)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
+from edgenas.cli._common import cache_option, err, out
 from edgenas.errors import ConfigError
 
 _SEARCH_HELP = """Multi-objective architecture search under hard memory limits.
@@ -47,15 +48,12 @@ _WORKER_HELP = """Work on an existing study until it has its number of completed
 
 
 def _cache(cache: Optional[Path], no_cache: bool) -> str | None:
-    from edgenas.cli import default_cache_path
-
-    return None if no_cache else str(cache or default_cache_path())
+    path = cache_option(cache, no_cache)
+    return None if path is None else str(path)
 
 
 def _progress(enabled: bool, target: int, done: int, label: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from edgenas.cli import err
 
     prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                     TimeElapsedColumn(), console=err, disable=not enabled, transient=False)
@@ -97,7 +95,6 @@ def _fmt(v: Any) -> str:
 
 
 def _front_report(study: Any, storage_url: str, out_csv: Optional[Path]) -> None:
-    from edgenas.cli import out
     from edgenas.search.storage import redact
     from edgenas.search.study import pareto_front, study_objectives, trial_rows
 
@@ -152,7 +149,6 @@ def search(
                                      "and exit, for `edgenas worker` processes to run."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    from edgenas.cli import out
     from edgenas.search.storage import default_storage_url, normalise_storage_url, open_storage, redact
     from edgenas.search.study import create_or_load_study, prepare_from_file, quiet_optuna
 
@@ -186,7 +182,6 @@ def worker(
 ) -> None:
     import optuna
 
-    from edgenas.cli import err
     from edgenas.search.storage import normalise_storage_url, open_storage, redact
     from edgenas.search.study import TARGET_ATTR, load_setup_from_study, quiet_optuna
 
@@ -223,5 +218,3 @@ def register(app: typer.Typer) -> None:
     app.command("search", help=_SEARCH_HELP)(search)
     app.command("worker", help=_WORKER_HELP)(worker)
 
-
-__all__: Sequence[str] = ["register", "search", "worker"]

@@ -1,67 +1,17 @@
-"""The `edgenas` command: parses arguments and calls the packages. No logic lives here."""
+"""`edgenas sweep`, `measure`, `show`, `calibrate`, `npu-support`: the cost engine's commands."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from edgenas.errors import ConfigError, EdgeNasError
+from edgenas.cli._common import cache_option, err, load_profiles, out, parse_resolutions
+from edgenas.errors import ConfigError
 
-app = typer.Typer(
-    help="Hardware-aware neural architecture search for edge NPUs (Arm Ethos-U): declare a family of networks "
-    "in YAML, measure every candidate with the real compiler, and find what is fast enough and fits.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-hardware_app = typer.Typer(help="Hardware profiles: list them, show one, print the matching vela CLI options.",
-                           no_args_is_help=True)
-app.add_typer(hardware_app, name="hardware")
-# Piped output is read by programs and pagers: do not squeeze tables into 80 columns then.
-out = Console(width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True)
-
-
-def default_cache_path() -> Path:
-    """EDGENAS_CACHE (a file) wins, then $XDG_CACHE_HOME/edgenas, then ~/.cache/edgenas."""
-    if os.environ.get("EDGENAS_CACHE"):
-        return Path(os.environ["EDGENAS_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "edgenas" / "measurements.sqlite"
-
-
-def _parse_resolutions(values: list[str] | None, field: str = "--resolution") -> list[tuple[int, int]] | None:
-    from edgenas.space.config import parse_resolution
-
-    if not values:
-        return None
-    try:
-        return [parse_resolution(v) for v in values]
-    except ValueError as e:
-        raise ConfigError(str(e), field=field) from None
-
-
-def _load_profiles(names: list[str] | None, fallback: list[str]) -> list[Any]:
-    from edgenas.hardware.profile import DEFAULT_PROFILE, load_profile_spec
-
-    chosen = names or fallback or [DEFAULT_PROFILE]
-    profiles = [load_profile_spec(n) for n in chosen]
-    seen = set()
-    for p in profiles:
-        if p.name in seen:
-            raise ConfigError(f"profile {p.name!r} given twice", field="--hardware")
-        seen.add(p.name)
-    return profiles
-
-
-@app.command()
 def sweep(
     space: str = typer.Argument(..., help="A built-in space name (e.g. flow_head_upsample) or a space YAML file."),
     out_csv: Path = typer.Option(..., "--out", "-o", help="CSV to write: one row per network x resolution x profile."),
@@ -84,60 +34,19 @@ def sweep(
     from edgenas.sweep.driver import sweep_to_csv
 
     sp = load_space(space)
-    profiles = _load_profiles(hardware, sp.config.hardware)
-    res = _parse_resolutions(resolution)
+    profiles = load_profiles(hardware, sp.config.hardware)
+    res = parse_resolutions(resolution)
     if res:
         for r in res:
             if r[0] % sp.stride or r[1] % sp.stride:
                 raise ConfigError(f"{r[0]}x{r[1]} is not divisible by the network's total stride {sp.stride}",
                                   source=sp.source, field="--resolution")
-    cache_path = None if no_cache else (cache or default_cache_path())
+    cache_path = cache_option(cache, no_cache)
     summary = sweep_to_csv(sp, profiles, out_csv, resolutions=res, n_jobs=jobs, cache_path=cache_path,
                            save_tflite=save_tflite, layers_csv=layers, console=err)
     err.print(summary)
 
 
-@app.command()
-def study(
-    config: str = typer.Argument(..., help="Study config: a space YAML with `hardware:` and `report:` sections "
-                                 "(e.g. examples/seed_head_upsample.yaml) or a built-in space name."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<space name>)."),
-    lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
-) -> None:
-    """Sweep a space on its hardware profiles and write the study: report.md, a self-contained report.html,
-    the plots as PNG, and the sweep CSVs."""
-    from edgenas.space.space import load_space
-    from edgenas.study import run_study
-
-    target = out_dir or Path("runs") / load_space(config).name
-    files = run_study(config, target, lang=lang, n_jobs=jobs, cache_path=None if no_cache else
-                      (cache or default_cache_path()), console=err)
-    out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots, sweep {files.csv})")
-
-
-@app.command()
-def report(
-    csv: Path = typer.Argument(..., help="A sweep CSV written by `edgenas sweep` or `edgenas study`."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.html and the plots."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="The space YAML the sweep came from: its "
-                                         "`report:` thresholds, baseline and the IR (tensors that do not fit)."),
-    layers: Optional[Path] = typer.Option(None, "--layers", help="Per-layer CSV (default: layers.csv beside the "
-                                          "sweep CSV, if there)."),
-    lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
-    key_resolution: Optional[str] = typer.Option(None, "--key-resolution", help="HxW of the key-results "
-                                                 "section (default: the config's, else the middle one)."),
-) -> None:
-    """Write the study report of an existing sweep."""
-    from edgenas.study import report_from_csv
-
-    files = report_from_csv(csv, out_dir, config=config, layers=layers, lang=lang, key_resolution=key_resolution)
-    out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots)")
-
-
-@app.command()
 def measure(
     model: Path = typer.Argument(..., help="An int8 .tflite model."),
     hardware: Optional[list[str]] = typer.Option(None, "--hardware", "-H", help="Profile(s), as for sweep; default "
@@ -149,7 +58,7 @@ def measure(
     from edgenas.hardware.measure_file import measure_file
     from edgenas.report.terminal import render_file_measurement
 
-    profiles = _load_profiles(hardware, [])
+    profiles = load_profiles(hardware, [])
     results = [measure_file(model, p) for p in profiles]
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
@@ -160,7 +69,6 @@ def measure(
         raise typer.Exit(1)
 
 
-@app.command()
 def show(
     space: str = typer.Argument(..., help="Built-in space name or YAML file."),
     genotype: str = typer.Option("", "--genotype", "-g", help="Choices as name=value,...; missing ones from the "
@@ -173,7 +81,7 @@ def show(
 
     sp = load_space(space)
     g = sp.parse_genotype(genotype)
-    res = (_parse_resolutions([resolution]) or [sp.resolutions[0]])[0] if resolution else sp.resolutions[0]
+    res = (parse_resolutions([resolution]) or [sp.resolutions[0]])[0] if resolution else sp.resolutions[0]
     graph = sp.build(g, res)
     t = Table(title=f"{sp.name}: {g} @ {res[0]}x{res[1]} (arch_id {g.arch_id})")
     for col in LAYER_TABLE_COLUMNS:  # fold, never truncate: op names are the point of the table
@@ -187,7 +95,6 @@ def show(
               f"(live: {', '.join(plan.live_at_peak)})")
 
 
-@app.command()
 def calibrate(
     space: str = typer.Argument(..., help="Built-in space name or YAML file whose candidates calibrate the model."),
     out_file: Path = typer.Option(..., "--out", "-o", help="Calibration JSON to write (use it as `calibration:` "
@@ -211,8 +118,8 @@ def calibrate(
     profile = load_profile_spec(hardware)
     if profile.evaluator != "vela":
         raise ConfigError("calibration needs a compiler profile (evaluator: vela)", field="--hardware")
-    jobs_list = plan_jobs(sp, resolutions=_parse_resolutions(resolution))
-    results = run_sweep(sp, [profile], jobs_list, n_jobs=jobs, cache_path=cache or default_cache_path())
+    jobs_list = plan_jobs(sp, resolutions=parse_resolutions(resolution))
+    results = run_sweep(sp, [profile], jobs_list, n_jobs=jobs, cache_path=cache_option(cache, False))
     samples = [(r.job.genotype.arch_id, sp.build(r.job.genotype, r.job.resolution), r.measurements[0])
                for r in results]
     try:
@@ -228,7 +135,6 @@ def calibrate(
     out.print(f"calibration written to {out_file}")
 
 
-@app.command("npu-support")
 def npu_support(
     out_file: Path = typer.Option(Path("docs/npu_support.md"), "--out", "-o", help="Markdown file to write."),
     check: bool = typer.Option(False, "--check", help="Regenerate and compare the NPU/CPU cells with the file; "
@@ -245,65 +151,9 @@ def npu_support(
         raise typer.Exit(code)
 
 
-@hardware_app.command("list")
-def hardware_list() -> None:
-    """List the built-in hardware profiles."""
-    from edgenas.hardware.profile import list_profiles, load_profile
-
-    t = Table("profile", "accelerator", "system config", "memory mode", "SRAM KiB", "flash KiB", "evaluator")
-    for name in list_profiles():
-        p = load_profile(name)
-        t.add_row(p.name, p.accelerator_config or "-", p.system_config or "-", p.memory_mode or "-",
-                  str(p.sram_kib), str(p.flash_kib or "-"), p.evaluator)
-    out.print(t)
-
-
-@hardware_app.command("show")
-def hardware_show(
-    profile: str = typer.Argument(..., help="Built-in profile name or YAML file."),
-    vela_args: bool = typer.Option(False, "--vela-args", help="Print only the vela CLI options that reproduce "
-                                   "this profile's figures."),
-) -> None:
-    """Show a profile, or the `vela` command-line options equal to it."""
-    from edgenas.hardware.profile import load_profile_spec, vela_cli_args
-
-    p = load_profile_spec(profile)
-    if vela_args:
-        print(" ".join(vela_cli_args(p)))
-        return
-    t = Table("field", "value", title=p.name)
-    for k, v in p.__dict__.items():
-        t.add_row(k, str(v))
-    out.print(t)
-
-
-def _register_command_modules() -> None:
-    """Commands that live in their own modules (search, benchmarks) add themselves to `app`."""
-    import importlib
-
-    for name in ("edgenas.search.pareto_cli", "edgenas.cli_search", "edgenas.cli_bench"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        module.register(app)
-
-
-_register_command_modules()
-
-
-def main() -> None:
-    try:
-        app()
-    except EdgeNasError as e:
-        err.print(f"edgenas: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("edgenas: interrupted")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    app.command()(sweep)
+    app.command()(measure)
+    app.command()(show)
+    app.command()(calibrate)
+    app.command("npu-support")(npu_support)

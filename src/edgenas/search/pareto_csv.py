@@ -1,8 +1,7 @@
-"""`edgenas pareto FILE.csv --max COL --min COL`: the non-dominated rows of any CSV, as CSV.
+"""The non-dominated rows of any CSV, as CSV (what `edgenas pareto FILE.csv --max COL --min COL` prints).
 
-Kept apart from `pareto.py` because it does I/O; the lead's `cli.py` calls `register(app)`. Rows are
-printed unchanged (all columns, the file's own text and order) so the output can be diffed against the
-input or fed to any other tool.
+Kept apart from `pareto.py` because it does I/O. Rows are printed unchanged (all columns, the file's own
+text and order) so the output can be diffed against the input or fed to any other tool.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TextIO
 
 import numpy as np
-import typer
 
 from edgenas.errors import ConfigError
 from edgenas.search.pareto import nondominated_mask
@@ -110,21 +108,3 @@ def write_pareto_csv(header: Sequence[str], rows: Sequence[Sequence[str]], strea
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-
-
-def register(app: typer.Typer) -> None:
-    """Add `edgenas pareto` to the edgenas app."""
-
-    @app.command("pareto")
-    def pareto(
-        csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="Any CSV with a header row, e.g. a sweep "
-                                                 "CSV or a benchmark table.")],
-        maximize: Annotated[list[str] | None, typer.Option("--max", metavar="COL", help="A column to maximise; "
-                                                           "repeat for several.")] = None,
-        minimize: Annotated[list[str] | None, typer.Option("--min", metavar="COL", help="A column to minimise; "
-                                                           "repeat for several.")] = None,
-    ) -> None:
-        """Print the non-dominated rows of a CSV as CSV (header included, all columns, file order). Equal
-        points are all kept; rows with an empty or non-numeric objective value are skipped (counted on stderr)."""
-        header, rows = pareto_rows(csv_file, maximize or [], minimize or [])
-        write_pareto_csv(header, rows, sys.stdout)

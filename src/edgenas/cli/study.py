@@ -1,0 +1,52 @@
+"""`edgenas study` and `edgenas report`: a whole study in one run folder, or the report of a sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgenas.cli._common import cache_option, err, out
+
+def study(
+    config: str = typer.Argument(..., help="Study config: a space YAML with `hardware:` and `report:` sections "
+                                 "(e.g. examples/seed_head_upsample.yaml) or a built-in space name."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<space name>)."),
+    lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
+) -> None:
+    """Sweep a space on its hardware profiles and write the study: report.md, a self-contained report.html,
+    the plots as PNG, and the sweep CSVs."""
+    from edgenas.space.space import load_space
+    from edgenas.study import run_study
+
+    target = out_dir or Path("runs") / load_space(config).name
+    files = run_study(config, target, lang=lang, n_jobs=jobs, cache_path=cache_option(cache, no_cache),
+                      console=err)
+    out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots, sweep {files.csv})")
+
+
+def report(
+    csv: Path = typer.Argument(..., help="A sweep CSV written by `edgenas sweep` or `edgenas study`."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.html and the plots."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="The space YAML the sweep came from: its "
+                                         "`report:` thresholds, baseline and the IR (tensors that do not fit)."),
+    layers: Optional[Path] = typer.Option(None, "--layers", help="Per-layer CSV (default: layers.csv beside the "
+                                          "sweep CSV, if there)."),
+    lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
+    key_resolution: Optional[str] = typer.Option(None, "--key-resolution", help="HxW of the key-results "
+                                                 "section (default: the config's, else the middle one)."),
+) -> None:
+    """Write the study report of an existing sweep."""
+    from edgenas.study import report_from_csv
+
+    files = report_from_csv(csv, out_dir, config=config, layers=layers, lang=lang, key_resolution=key_resolution)
+    out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(study)
+    app.command()(report)
