@@ -216,6 +216,29 @@ def study_directions(setup: SearchSetup) -> tuple[str, ...]:
     return make_strategy(setup, seed=0).directions
 
 
+def study_metric_names(setup: SearchSetup) -> list[str]:
+    """What each value the study is told means: the objective metrics in order (so optuna-dashboard and
+    `plot_pareto_front` label their axes `fps`, `sram_kib` rather than `0`, `1`), or, for a strategy that
+    scalarises them into one value (mnas), `<strategy>_reward`."""
+    strategy = make_strategy(setup, seed=0)
+    if getattr(strategy, "transform", None) is None and len(strategy.directions) == len(setup.objectives):
+        return [o.metric for o in setup.objectives]
+    n = len(strategy.directions)
+    return [f"{setup.strategy}_reward"] if n == 1 else [f"{setup.strategy}_{i}" for i in range(n)]
+
+
+def name_metrics(study: Any, setup: SearchSetup) -> None:
+    """Name the study's values unless they are named (a study made by an edgenas that did not name them gets
+    its names when it is resumed). Optuna marks `set_metric_names` experimental: no news to our users."""
+    import optuna
+
+    if study.metric_names is not None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(study_metric_names(setup))
+
+
 def trial_constraints_supported() -> bool:
     """Optuna >= 5 takes constraints per trial (`Trial.set_constraint`); its samplers read them from there."""
     import optuna
@@ -300,6 +323,7 @@ def create_or_load_study(setup: SearchSetup, storage: Any, study_name: str, *, t
         raise ConfigError(f"study {study_name!r} exists for a different search (space, resolution, hardware, "
                           "objectives, constraints, evaluators or strategy kind differ); pick another --study name",
                           field="--study")
+    name_metrics(study, setup)
     study.set_user_attr(CONFIG_ATTR, setup.config_text)  # strategy, seed and trials may change on resume
     study.set_user_attr(TARGET_ATTR, int(trials))
     return study

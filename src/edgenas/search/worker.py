@@ -26,7 +26,7 @@ from typing import Any, Callable
 from edgenas.search.evaluators import EvaluationFailed, Stage
 from edgenas.search.objectives import StageResult
 from edgenas.search.storage import Claim, MeasurementKey, MeasurementStore, Record
-from edgenas.search.study import RECORD_ATTR, SearchSetup, make_strategy, trial_constraints_supported
+from edgenas.search.study import RECORD_ATTR, SearchSetup, make_strategy, name_metrics, trial_constraints_supported
 from edgenas.space.genotype import Genotype
 
 ProgressFn = Callable[[int, int, Any], None]  # (COMPLETE trials in the study, target, the finished FrozenTrial)
@@ -74,6 +74,7 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
     store.set_worker_seed(worker_id, my_seed)
     strategy = make_strategy(setup, seed=my_seed)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=strategy.sampler)
+    name_metrics(study, setup)  # a study made by an older edgenas, resumed by `edgenas worker`
     directions = [d.name.lower() for d in study.directions]
     res_text = setup.resolution_text
     hw_key = hardware_key(setup)
