@@ -6,6 +6,7 @@ here once, when an op is added, and nothing downstream re-derives them.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -166,6 +167,19 @@ class Graph:
         self.tensors[name] = Tensor(name, shape)
 
     # ---- queries -------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """sha256 of everything a back end can read from the graph: its name, inputs and their shapes, every
+        op (name, kind, inputs, outputs, attributes), outputs and meta. Equal fingerprints, equal networks;
+        what is derived (tensor shapes) follows from these."""
+        text = repr((
+            self.name,
+            [(t, self.tensors[t].shape) for t in self.inputs],
+            [(op.name, op.kind, op.inputs, op.outputs, sorted(op.attrs.items())) for op in self.ops],
+            self.outputs,
+            sorted((k, repr(v)) for k, v in self.meta.items()),
+        ))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.tensors[tensor].shape
 

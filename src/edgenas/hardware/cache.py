@@ -26,15 +26,31 @@ CREATE TABLE IF NOT EXISTS measurements (
     status TEXT NOT NULL,
     body BLOB NOT NULL,
     created REAL NOT NULL
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS models (
+    fingerprint TEXT PRIMARY KEY,
+    digest BLOB NOT NULL,
+    figures TEXT NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
 """
 _CHUNK = 500  # keys per SELECT ... IN (...), well under SQLite's variable limit
 
 
+def model_digest(model: bytes) -> bytes:
+    return hashlib.sha256(model).digest()
+
+
 def cache_key(model: bytes, profile: HardwareProfile, *, evaluator: str = "vela", per_layer: bool = True) -> str:
     """sha256 over the model, the compiler's full input text and version, and the whole profile."""
+    return cache_key_for_digest(model_digest(model), profile, evaluator=evaluator, per_layer=per_layer)
+
+
+def cache_key_for_digest(digest: bytes, profile: HardwareProfile, *, evaluator: str = "vela",
+                         per_layer: bool = True) -> str:
+    """`cache_key` from the model's sha256 (`model_digest`), for a model whose bytes were not written again."""
     h = hashlib.sha256(b"edgenas-measurement-v1\0")
-    h.update(hashlib.sha256(model).digest())
+    h.update(digest)
     ini = vc.ini_text(vc.ini_path(profile.vela_config)) if evaluator == "vela" else ""
     h.update(_setup_material(profile, evaluator, per_layer, ini))
     return h.hexdigest()
@@ -74,7 +90,7 @@ class MeasurementCache:
             db.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
             self._retry(lambda: db.execute("PRAGMA journal_mode=WAL"))
             db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; WAL keeps it consistent
-            self._retry(lambda: db.execute(_SCHEMA))
+            self._retry(lambda: db.executescript(_SCHEMA))
             self._db, self._pid = db, os.getpid()
         return self._db
 
@@ -137,6 +153,39 @@ class MeasurementCache:
             db.execute("ROLLBACK")
             raise
         return len(rows)
+
+    # ---- the model memo: what a model's bytes hash to, without writing them again -------------------
+    def get_models(self, fingerprints: Iterable[str]) -> dict[str, tuple[bytes, dict]]:
+        """fingerprint -> (model digest, figures) for the known subset of `fingerprints` (see
+        `tflite.writer.model_fingerprint`): a cached row then costs a lookup, not a model build."""
+        fps = list(dict.fromkeys(fingerprints))
+        out: dict[str, tuple[bytes, dict]] = {}
+        db = self._conn()
+        for i in range(0, len(fps), _CHUNK):
+            chunk = fps[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for fp, digest, figures in db.execute(
+                    f"SELECT fingerprint, digest, figures FROM models WHERE fingerprint IN ({marks})", chunk):
+                try:
+                    out[fp] = (bytes(digest), json.loads(figures))
+                except ValueError:
+                    continue  # a damaged row: a miss, rewritten by the next build
+        return out
+
+    def put_models(self, items: Iterable[tuple[str, bytes, dict]]) -> None:
+        """Store (fingerprint, model digest, figures) rows in one transaction."""
+        now = time.time()
+        rows = [(fp, digest, json.dumps(figures, sort_keys=True), now) for fp, digest, figures in items]
+        if not rows:
+            return
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM measurements").fetchone()[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -297,6 +298,13 @@ def memory_layout(profile: HardwareProfile) -> vc.MemoryLayout:
     """Where weights, feature maps and the staging cache live for this profile."""
     if profile.accelerator_config is None:
         return vc.MemoryLayout("OffChipFlash" if profile.flash_kib else "Sram", "Sram", "Sram", "Sram", "", False)
+    return _memory_layout(profile, vc.ini_text(vc.ini_path(profile.vela_config)))
+
+
+@functools.lru_cache(maxsize=64)
+def _memory_layout(profile: HardwareProfile, ini: str) -> vc.MemoryLayout:
+    """Memoised on the profile and the ini file's current text (read afresh by the caller): parsing the
+    compiler's configuration took a quarter of a cached sweep row."""
     arch = vc.arch_features(
         vc.ini_path(profile.vela_config), profile.accelerator_config, profile.system_config, profile.memory_mode
     )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from edgenas.graph import ir as ir_module
 from edgenas.graph.ir import Graph
 from edgenas.hardware.measurement import Measurement
 from edgenas.hardware.profile import HardwareProfile
@@ -40,6 +44,16 @@ TAIL_COLUMNS = ("arch_id", "evaluator", "compiler", "weights")
 
 def sweep_columns(choice_names: Sequence[str]) -> list[str]:
     return [*choice_names, "resolution", "hardware", *METRIC_COLUMNS, *IR_COLUMNS, *VERDICT_COLUMNS, *TAIL_COLUMNS]
+
+
+@functools.lru_cache(maxsize=1)
+def ir_figures_version() -> str:
+    """The source of the code computing `ir_figures` (this module and the IR's), so memoised figures are
+    recomputed whenever that code changes."""
+    h = hashlib.sha256(b"edgenas-ir-figures\0")
+    for module in (ir_module, sys.modules[__name__]):
+        h.update(Path(module.__file__ or "").read_bytes())
+    return h.hexdigest()
 
 
 def ir_figures(graph: Graph) -> dict[str, Any]:
@@ -76,13 +90,15 @@ def cpu_part_seconds(graph: Graph, m: Measurement, profile: HardwareProfile) -> 
 
 
 def measurement_row(space: SearchSpace, g: Genotype, res: tuple[int, int], graph: Graph,
-                    profile: HardwareProfile, m: Measurement, weights: str = "") -> dict[str, Any]:
+                    profile: HardwareProfile, m: Measurement, weights: str = "",
+                    ir: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`ir`: the graph's `ir_figures`, when the caller has them already (one network, several profiles)."""
     row: dict[str, Any] = dict(g.as_dict())
     row["resolution"] = format_resolution(res)
     row["hardware"] = profile.name
     for col, metric in METRIC_COLUMNS.items():
         row[col] = m.metrics.get(metric, "")
-    row.update(ir_figures(graph))
+    row.update(ir if ir is not None else ir_figures(graph))
     ok = m.status == "ok"
     flags = fit_flags(m, profile) if ok else {"over_sram": "", "over_flash": ""}
     row.update(flags)

@@ -11,6 +11,10 @@ rows can be read back to blocks; constants are `<op>.weights`, `<op>.bias`, `<op
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -299,3 +303,23 @@ def graph_to_tflite(
         raise GraphError(f"graph {graph.name}: no outputs marked")
     return _Writer(graph, seed, per_channel, weights or {}, activation_quant).write()
 
+
+@functools.lru_cache(maxsize=1)
+def writer_version() -> str:
+    """What decides the bytes besides the graph and the seed: this package's source (the writer, the
+    weight recipe, the activation quantisation, the flatbuffer assembler) and the libraries it calls.
+    Derived, not a number to bump by hand, so an edit to the writer can never serve a stale model key."""
+    h = hashlib.sha256(b"edgenas-tflite-writer\0")
+    for src in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    for dist in ("numpy", "flatbuffers", "ethos-u-vela"):
+        h.update(f"\0{dist}={metadata.version(dist)}".encode())
+    return h.hexdigest()
+
+
+def model_fingerprint(graph: Graph, *, seed: int, per_channel: bool = True) -> str:
+    """A key for the bytes `graph_to_tflite(graph, seed=seed, per_channel=per_channel)` would return (with
+    generated weights), found without writing them: the graph's fingerprint, the weight recipe and seed,
+    and the writer's version."""
+    text = f"{graph.fingerprint()}\0{WEIGHTS_DESCRIPTION}\0seed={seed}\0per_channel={per_channel}\0{writer_version()}"
+    return hashlib.sha256(text.encode()).hexdigest()
