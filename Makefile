@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_analytic.py
 	$(PY) benchmarks/compile_speed.py 20
+	$(PY) benchmarks/compiler_repeat.py
 	$(PY) benchmarks/bench_search.py
 
 clean:

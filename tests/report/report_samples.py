@@ -37,7 +37,7 @@ TEXT = {
         "config_p": "The space searches the **Head1/Head2 upsampling** block; the backbone is fixed to `shufflenet`. "
         "Escaping check: <script>alert(1)</script> & a*b_c.",
         "items": ("resolutions: 4", "hardware: **Ethos-U55-128**, 512 KiB SRAM", "compiler: `vela 5.2.0`"),
-        "note": "Compiler figures are estimates: Arm quotes about +-10% for its cycle model.",
+        "note": "Compiler figures are estimates: no published error bound for them was found.",
         "results": "Key results at 192x256",
         "caption": "FPS and SRAM at 192x256 (fastest, slowest and baseline marked)",
         "cols": ("design", "FPS", "SRAM KiB", "FPS vs baseline %"),
@@ -54,7 +54,7 @@ TEXT = {
         "config_p": "搜索空间为 **Head1/Head2 上采样** 模块；主干固定为 `shufflenet`。"
         "转义检查：<script>alert(1)</script>。",
         "items": ("分辨率：4 种", "硬件：**Ethos-U55-128**，512 KiB SRAM", "编译器：`vela 5.2.0`"),
-        "note": "编译器给出的数字是估计值：Arm 称其周期模型误差约为 ±10%。",
+        "note": "编译器给出的数字是估计值：未找到公开的误差范围。",
         "results": "192x256 下的关键结果",
         "caption": "192x256 下的 FPS 与 SRAM（标出最快、最慢与基线）",
         "cols": ("设计", "FPS", "SRAM KiB", "相对基线 FPS %"),

@@ -26,9 +26,6 @@ if TYPE_CHECKING:  # types only: keeps `import edgenas.analysis` free of the com
     from edgenas.space.space import SearchSpace
     from edgenas.sweep.table import LayerTable, SweepTable
 
-# Arm calls the compiler's performance figures estimates; its cycle-accurate model is quoted at about +-10%.
-VELA_ESTIMATE_TOLERANCE = 0.10
-
 
 @dataclass(frozen=True)
 class ProfileInfo:
@@ -42,8 +39,8 @@ class ProfileInfo:
 class SweepSummary:
     """The search configuration section: what was swept, on what, with which compiler.
 
-    `estimate_tolerance`: the relative accuracy quoted for the compiler's cycle figures (vela rows), None
-    when no row came from the compiler."""
+    `compiler_estimates`: some rows carry the compiler's performance estimates (vela rows), which Arm
+    documents as estimates without a published error bound (the report says so)."""
 
     space: str
     network: str
@@ -59,7 +56,7 @@ class SweepSummary:
     rows: int
     failed_rows: int
     layer_rows: int
-    estimate_tolerance: float | None
+    compiler_estimates: bool
 
 
 @dataclass(frozen=True)
@@ -152,7 +149,7 @@ def _summary(index: SweepIndex, layers: LayerTable | None, space: SearchSpace | 
         compilers=distinct("compiler"), evaluators=evaluators, designs=len(index.designs), rows=len(rows),
         failed_rows=sum(1 for r in rows if r.get("status") != "ok"),
         layer_rows=len(layers.rows) if layers is not None else 0,
-        estimate_tolerance=VELA_ESTIMATE_TOLERANCE if "vela" in evaluators else None)
+        compiler_estimates="vela" in evaluators)
 
 
 def analyse(table: SweepTable, layers: LayerTable | None, settings: StudySettings | None = None, *,

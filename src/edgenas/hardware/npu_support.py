@@ -522,7 +522,7 @@ def render_markdown(rows: Sequence[SupportRow]) -> str:
         "## Estimated cycles",
         "",
         "Vela's total cycle estimate per case (thousands). CPU ops count as 0 here, so a CPU cell's figure",
-        "is only its NPU part. Figures vary by about 1e-5 between runs; `--check` ignores this table.",
+        "is only its NPU part. Estimates, not timings (see the README's Caveats); `--check` ignores this table.",
         "",
         _md_row([*_KEY_COLUMNS, *targets]),
         _md_row(["---"] * (len(_KEY_COLUMNS) + len(targets))),

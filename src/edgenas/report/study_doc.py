@@ -61,8 +61,8 @@ class _Writer:
                                        baseline=label(self.s.baseline))))
         if sm.compilers:
             blocks.append(Paragraph(self.t("config.compiler", compilers=", ".join(sm.compilers))))
-        if sm.estimate_tolerance is not None:
-            blocks.append(Note(self.t("config.estimate", tol=pct(sm.estimate_tolerance, signed=False, digits=0))))
+        if sm.compiler_estimates:
+            blocks.append(Note(self.t("config.estimate")))
         return Section(self.t("sec.config"), tuple(blocks), anchor="configuration")
 
     # ---- key results -----------------------------------------------------------------------------------

@@ -21,10 +21,17 @@ T: dict[str, tuple[str, str]] = {
     "config.device": ("Recommendations are for **{device}**; key results at **{key}**; baseline **{baseline}**.",
                       "推荐针对 **{device}**；关键结果分辨率 **{key}**；基线 **{baseline}**。"),
     "config.compiler": ("Measured with {compilers}.", "测量工具：{compilers}。"),
-    "config.estimate": ("The compiler's performance figures are estimates: Arm quotes about +-{tol} for its cycle "
-                        "model against the cycle-accurate FVP. Differences smaller than that are not evidence.",
-                        "编译器给出的性能数字是估计值：Arm 称其周期模型相对周期精确的 FVP 约有 +-{tol} 的误差。"
-                        "小于该幅度的差异不能作为结论依据。"),
+    "config.estimate": ("The compiler's cycle and FPS figures are estimates. Arm's Vela README (\"Performance "
+                        "information\") says they are not accurate representations of real performance, serve the "
+                        "compiler's own optimisation decisions, and should not be compared across different compiler "
+                        "settings; for accurate figures it advises profiling on an FPGA (a Fixed Virtual Platform "
+                        "gives approximate ones and is not cycle-accurate either). No published error bound for them "
+                        "was found: small differences between designs are not evidence, and the chosen design should "
+                        "be timed on the target.",
+                        "编译器给出的周期与 FPS 数字是估计值。Arm 的 Vela README（“Performance information”一节）说明它们并不准确"
+                        "代表真实性能，只供编译器自身做优化决策，也不应在不同编译设置之间比较；要得到准确数字，应在 FPGA 上运行并测量"
+                        "（固定虚拟平台 FVP 只给出近似值，同样不是周期精确的）。未找到公开的误差范围：设计之间的"
+                        "微小差异不能作为结论依据，选定的设计应在目标硬件上实测。"),
     "col.choice": ("choice", "选项"), "col.values": ("values", "取值"), "col.parameter": ("parameter", "参数"),
     "col.value": ("value", "值"), "col.profile": ("profile", "硬件配置"), "col.sram_kib": ("SRAM KiB", "SRAM KiB"),
     "col.flash_kib": ("flash KiB", "Flash KiB"), "col.arena_kib": ("arena limit KiB", "Arena 上限 KiB"),
