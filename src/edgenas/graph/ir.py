@@ -34,6 +34,8 @@ OP_ATTRS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "relu6": (),
         "reshape": ("shape",),
         "transpose": ("perm",),
+        "global_avg_pool": (),
+        "fully_connected": ("units", "act"),
     }
 )
 _DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
@@ -44,10 +46,11 @@ _DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "add": {"act": "none"},
         "resize_bilinear": {"half_pixel_centers": False},
         "depth_to_space": {"lowering": "transpose_conv"},
+        "fully_connected": {"act": "none"},
     }
 )
 # Ops that carry weights (int8 weights + int32 bias per output channel).
-WEIGHTED_OPS = frozenset({"conv2d", "depthwise_conv2d", "transpose_conv2d"})
+WEIGHTED_OPS = frozenset({"conv2d", "depthwise_conv2d", "transpose_conv2d", "fully_connected"})
 # How DEPTH_TO_SPACE is deployed: the TFLite op itself (the CPU runs it on Ethos-U), or a stride-b
 # transposed conv with fixed one-hot weights, which computes the same rearrangement on the NPU.
 D2S_LOWERINGS = ("transpose_conv", "op")
@@ -259,6 +262,8 @@ class Graph:
                 r = r_in + (j_in if op.kind == "resize_bilinear" else 0.0)
             elif op.kind == "depth_to_space":
                 r, j = r_in, j_in / op.attr("block")
+            elif op.kind == "global_avg_pool":  # every pixel of its input
+                r, j = r_in + (max(self.shape(op.inputs[0])[1:3]) - 1) * j_in, j_in
             else:
                 r, j = r_in, j_in
             for t in op.outputs:
@@ -332,6 +337,18 @@ def infer_shapes(kind: str, name: str, shapes: list[tuple[int, ...]], a: Mapping
         if math.prod(shape) != math.prod(shapes[0]):
             raise GraphError(f"op {name}: reshape {shapes[0]} -> {shape} changes the element count")
         return [shape]
+    if kind == "global_avg_pool":
+        need(1)
+        if len(shapes[0]) != 4:
+            raise GraphError(f"op {name}: global_avg_pool needs an NHWC input, got {shapes[0]}")
+        n, _, _, c = shapes[0]
+        return [(n, 1, 1, c)]
+    if kind == "fully_connected":
+        need(1)
+        if a["units"] <= 0:
+            raise GraphError(f"op {name}: units must be positive")
+        # TFLite flattens every axis but the batch (keep_num_dims=False): (N, ...) -> (N, units)
+        return [(shapes[0][0], a["units"])]
     if kind == "transpose":
         need(1)
         perm = tuple(a["perm"])
@@ -354,12 +371,16 @@ def op_macs(op: Op, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]
     if op.kind == "depth_to_space" and op.attr("lowering") == "transpose_conv":
         b = op.attr("block")
         return math.prod(in_shapes[0]) * b * b * out_shape[3]
+    if op.kind == "fully_connected":
+        return math.prod(in_shapes[0]) * op.attr("units")
     return 0
 
 
 def op_params(op: Op, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> int:
     if op.kind not in WEIGHTED_OPS:
         return 0
+    if op.kind == "fully_connected":
+        return (math.prod(in_shapes[0][1:]) + 1) * op.attr("units")
     k = op.attr("kernel")
     cout = out_shape[3]
     cin = 1 if op.kind == "depthwise_conv2d" else in_shapes[0][3]
@@ -372,4 +393,5 @@ def op_weight_bytes(op: Op, in_shapes: list[tuple[int, ...]], out_shape: tuple[i
         b = op.attr("block")
         return b * b * in_shapes[0][3] * out_shape[3] + 4 * out_shape[3]
     p = op_params(op, in_shapes, out_shape)
-    return 0 if p == 0 else (p - out_shape[3]) + 4 * out_shape[3]
+    cout = out_shape[-1]
+    return 0 if p == 0 else (p - cout) + 4 * cout

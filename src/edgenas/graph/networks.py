@@ -128,7 +128,8 @@ FLOW = Template(
 
 def build_stages(p: Mapping[str, Any], w: Mapping[str, int], in_ch: int, res: tuple[int, int]) -> Graph:
     """conv3x3/2 stem, then `stages` stages each starting with a stride-2 block; stage i's block is the
-    choice `stage{i}_block`. Output: the last stage's feature map."""
+    choice `stage{i}_block`. Output: the last stage's feature map, or with `classes` > 0 the logits of a
+    global-average-pool + fully-connected classifier."""
     h, wd = res
     g = Graph("stages")
     act = p["activation"]
@@ -139,6 +140,9 @@ def build_stages(p: Mapping[str, Any], w: Mapping[str, int], in_ch: int, res: tu
         cout = w["stem"] * (2 ** (i + 1))
         for j in range(w["units_per_stage"]):
             y = apply_block(g, block, y, f"stage{i}.unit{j}", BlockArgs(cout, 2 if j == 0 else 1, act))
+    if w.get("classes", 0) > 0:  # a classifier: global average pool + fully connected logits
+        y = g.add("global_avg_pool", "head.pool", [y])
+        y = g.add("fully_connected", "head.fc", [y], units=w["classes"])
     g.mark_output(y)
     return g
 
@@ -151,7 +155,7 @@ STAGES = Template(
         **{f"stage{i}_block": _block_param(None) for i in range(6)},  # None: use stage_block
         "activation": Param("relu", ACTIVATION_NAMES),
     },
-    widths={"stem": 16, "stages": 3, "units_per_stage": 2},
+    widths={"stem": 16, "stages": 3, "units_per_stage": 2, "classes": 0},
     total_stride=16,
     build=build_stages,
 )

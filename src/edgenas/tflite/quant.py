@@ -21,7 +21,8 @@ INPUT_RANGE = (-1.0, 1.0)  # normalised image-like graph inputs
 
 # Ops whose outputs must carry their inputs' quantisation.
 SAME_QUANT_OPS = frozenset(
-    {"concat", "split", "resize_bilinear", "resize_nearest", "max_pool2d", "depth_to_space", "reshape", "transpose"}
+    {"concat", "split", "resize_bilinear", "resize_nearest", "max_pool2d", "depth_to_space", "reshape", "transpose",
+     "global_avg_pool"}
 )
 
 QuantParams = tuple[float, int]
@@ -41,14 +42,17 @@ def _range_of(op: Op) -> tuple[float, float]:
 def quant_from_range(lo: float, hi: float) -> QuantParams:
     """Asymmetric int8 parameters covering [lo, hi] (widened to include 0, as TFLite requires)."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = (hi - lo) / 255.0
+    scale = max(hi - lo, 1e-6) / 255.0  # a tensor that was constant 0 in calibration still needs a scale
     zp = int(np.clip(np.rint(-128.0 - lo / scale), -128, 127))
     return float(np.float32(scale)), zp
 
 
-def assign_activation_quant(graph: Graph, overrides: Mapping[str, QuantParams] | None = None) -> dict[str, QuantParams]:
-    """(scale, zero point) per activation tensor. `overrides` (tensor -> params) wins, e.g. for
-    calibrated models; keeping same-quant classes consistent is then the caller's job."""
+def assign_activation_quant(graph: Graph, overrides: Mapping[str, QuantParams] | None = None,
+                            ranges: Mapping[str, tuple[float, float]] | None = None) -> dict[str, QuantParams]:
+    """(scale, zero point) per activation tensor. `ranges` (tensor -> observed (min, max), e.g. from
+    calibration data) replaces the assumed range of each tensor it names; same-quant classes still share
+    one range, the union of their members'. `overrides` (tensor -> params) wins over everything; keeping
+    same-quant classes consistent is then the caller's job."""
     parent = {t: t for t in graph.tensors}
 
     def find(t: str) -> str:
@@ -57,7 +61,7 @@ def assign_activation_quant(graph: Graph, overrides: Mapping[str, QuantParams] |
             t = parent[t]
         return t
 
-    ranges: dict[str, tuple[float, float]] = {t: INPUT_RANGE for t in graph.inputs}
+    observed: dict[str, tuple[float, float]] = {t: INPUT_RANGE for t in graph.inputs}
     for op in graph.ops:
         if op.kind in SAME_QUANT_OPS:
             root = find(op.inputs[0])
@@ -67,9 +71,13 @@ def assign_activation_quant(graph: Graph, overrides: Mapping[str, QuantParams] |
                     parent[r] = root
         else:
             for t in op.outputs:
-                ranges[t] = _range_of(op)
+                observed[t] = _range_of(op)
+    if ranges is not None:
+        for t in graph.tensors:
+            if t in ranges:
+                observed[t] = ranges[t]
     class_range: dict[str, tuple[float, float]] = {}
-    for t, (lo, hi) in ranges.items():
+    for t, (lo, hi) in observed.items():
         r = find(t)
         clo, chi = class_range.get(r, (lo, hi))
         class_range[r] = (min(clo, lo), max(chi, hi))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -28,8 +29,10 @@ from ethosu.vela.tflite import (
     Conv2DOptions,
     DepthToSpaceOptions,
     DepthwiseConv2DOptions,
+    FullyConnectedOptions,
     Padding,
     Pool2DOptions,
+    ReducerOptions,
     ResizeBilinearOptions,
     ResizeNearestNeighborOptions,
     SplitOptions,
@@ -39,12 +42,12 @@ from ethosu.vela.tflite import (
 )
 
 from edgenas.errors import GraphError
-from edgenas.graph.ir import OP_ATTRS, Graph, Op
+from edgenas.graph.ir import OP_ATTRS, WEIGHTED_OPS, Graph, Op
 from edgenas.tflite._fb import Assembler, Quant
 from edgenas.tflite.quant import QuantParams, assign_activation_quant
 from edgenas.tflite.weights import WEIGHTS_DESCRIPTION, trained_like_weights
 
-__all__ = ["WEIGHTS_DESCRIPTION", "GivenWeights", "graph_to_tflite"]
+__all__ = ["WEIGHTS_DESCRIPTION", "FloatWeights", "GivenWeights", "graph_to_float_tflite", "graph_to_tflite"]
 
 _OP = BuiltinOperator.BuiltinOperator
 _OPT = BuiltinOptions.BuiltinOptions
@@ -56,6 +59,7 @@ _ACT = {
 _SAME = Padding.Padding.SAME
 _INT8 = TensorType.TensorType.INT8
 _INT32 = TensorType.TensorType.INT32
+_FLOAT32 = TensorType.TensorType.FLOAT32
 
 
 def _opts(module: ModuleType, **fields: Any) -> tuple[int, ModuleType, str, dict[str, Any]]:
@@ -76,8 +80,18 @@ class GivenWeights(NamedTuple):
     scales: np.ndarray
 
 
+class FloatWeights(NamedTuple):
+    """float32 weights in TFLite layout and bias, for the float32 file (`graph_to_float_tflite`)."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+
+
 def _weight_layout(op: Op, cin: int) -> tuple[tuple[int, ...], int, int]:
-    """TFLite weight shape, quantised (output-channel) axis and fan-in of a weighted op."""
+    """TFLite weight shape, quantised (output-channel) axis and fan-in of a weighted op (for a fully
+    connected op, `cin` is the flattened input size)."""
+    if op.kind == "fully_connected":
+        return (op.attr("units"), cin), 0, cin
     k = op.attr("kernel")
     if op.kind == "depthwise_conv2d":
         return (1, k, k, cin), 3, k * k
@@ -99,16 +113,24 @@ class _Writer:
         per_channel: bool,
         given: Mapping[str, GivenWeights],
         overrides: Mapping[str, QuantParams] | None,
+        float_weights: Mapping[str, FloatWeights] | None = None,
     ) -> None:
         self.g = graph
         self.seed = seed
         self.per_channel = per_channel
         self.given = given
+        self.float_weights = float_weights  # set: a float32 file (tests only), no quantisation anywhere
         self.quant = assign_activation_quant(graph, overrides)
-        desc = f"edgenas {graph.name}; weights={WEIGHTS_DESCRIPTION} seed={seed} per_channel={per_channel}"
+        if float_weights is None:
+            desc = f"edgenas {graph.name}; weights={WEIGHTS_DESCRIPTION} seed={seed} per_channel={per_channel}"
+        else:
+            desc = f"edgenas {graph.name}; float32 reference"
         self.asm = Assembler(1 << 16, description=desc)  # the builder doubles its buffer as needed
         self.index: dict[str, int] = {}
         for name, t in graph.tensors.items():
+            if float_weights is not None:
+                self.index[name] = self.asm.add_tensor(name, t.shape, _FLOAT32)
+                continue
             scale, zp = self.quant[name]
             self.index[name] = self.asm.add_tensor(name, t.shape, _INT8, Quant((scale,), (zp,)))
 
@@ -117,10 +139,23 @@ class _Writer:
         arr = np.asarray(values, dtype="<i4")
         return self.asm.add_tensor(name, arr.shape, _INT32, data=arr)
 
+    def _float_weights(self, op: Op, shape: tuple[int, ...], axis: int) -> tuple[int, int]:
+        fw = self.float_weights[op.name]  # type: ignore[index]
+        w = np.asarray(fw.weights, dtype="<f4")
+        b = np.asarray(fw.bias, dtype="<f4")
+        if w.shape != shape or b.shape != (shape[axis],):
+            raise GraphError(f"op {op.name}: float weights {w.shape} / bias {b.shape} do not fit {shape}")
+        return (self.asm.add_tensor(f"{op.name}.weights", shape, _FLOAT32, data=w),
+                self.asm.add_tensor(f"{op.name}.bias", b.shape, _FLOAT32, data=b))
+
     def _weights(self, op: Op) -> tuple[int, int]:
         """Add `<op>.weights` (int8) and `<op>.bias` (int32); return their tensor indices."""
         x = op.inputs[0]
-        shape, axis, fan_in = _weight_layout(op, self.g.shape(x)[3])
+        x_shape = self.g.shape(x)
+        cin = math.prod(x_shape[1:]) if op.kind == "fully_connected" else x_shape[3]
+        shape, axis, fan_in = _weight_layout(op, cin)
+        if self.float_weights is not None:
+            return self._float_weights(op, shape, axis)
         s_in = np.float32(self.quant[x][0])
         if op.name in self.given:
             gw = self.given[op.name]
@@ -228,7 +263,8 @@ class _Writer:
         b = op.attr("block")
         if op.attr("lowering") == "op":
             opts = _opts(DepthToSpaceOptions, BlockSize=b)
-            self.asm.add_operator(_OP.DEPTH_TO_SPACE, ins, outs, opts, version=2)
+            version = 1 if self.float_weights is not None else 2  # version 2 is the int8 kernel
+            self.asm.add_operator(_OP.DEPTH_TO_SPACE, ins, outs, opts, version=version)
             return
         # TRANSPOSE_CONV kernel b, stride b: out[b*i+dy, b*j+dx, c] = sum_k in[i, j, k] * W[c, dy, dx, k], and
         # with W[c, dy, dx, (dy*b + dx)*C + c] = 1 (TFLite's DCR order) that is exactly DEPTH_TO_SPACE.
@@ -239,13 +275,17 @@ class _Writer:
         for dy in range(b):
             for dx in range(b):
                 w[np.arange(cout), dy, dx, (dy * b + dx) * cout + np.arange(cout)] = 127
-        s_w = np.float32(1.0 / 127.0)
-        s_in = np.float32(self.quant[op.inputs[0]][0])
-        zeros = (0,) * cout
-        w_idx = self.asm.add_tensor(f"{op.name}.weights", w.shape, _INT8, Quant((float(s_w),) * cout, zeros, 0),
-                                    data=w)
-        b_idx = self.asm.add_tensor(f"{op.name}.bias", (cout,), _INT32, Quant((float(s_in * s_w),) * cout, zeros, 0),
-                                    data=np.zeros(cout, dtype="<i4"))
+        if self.float_weights is not None:
+            w_idx = self.asm.add_tensor(f"{op.name}.weights", w.shape, _FLOAT32, data=(w / 127).astype("<f4"))
+            b_idx = self.asm.add_tensor(f"{op.name}.bias", (cout,), _FLOAT32, data=np.zeros(cout, dtype="<f4"))
+        else:
+            s_w = np.float32(1.0 / 127.0)
+            s_in = np.float32(self.quant[op.inputs[0]][0])
+            zeros = (0,) * cout
+            w_idx = self.asm.add_tensor(f"{op.name}.weights", w.shape, _INT8,
+                                        Quant((float(s_w),) * cout, zeros, 0), data=w)
+            b_idx = self.asm.add_tensor(f"{op.name}.bias", (cout,), _INT32,
+                                        Quant((float(s_in * s_w),) * cout, zeros, 0), data=np.zeros(cout, dtype="<i4"))
         out_shape = self._const_i32(f"{op.name}.output_shape", self.g.shape(op.outputs[0]))
         opts = _opts(TransposeConvOptions, Padding=_SAME, StrideW=b, StrideH=b,
                      FusedActivationFunction=_ACT["none"])
@@ -259,6 +299,17 @@ class _Writer:
 
     def relu6(self, op: Op) -> None:
         self.asm.add_operator(_OP.RELU6, *self._io(op), version=2)
+
+    def global_avg_pool(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        axes = self._const_i32(f"{op.name}.axes", (1, 2))
+        self.asm.add_operator(_OP.MEAN, [x, axes], outs, _opts(ReducerOptions, KeepDims=True), version=2)
+
+    def fully_connected(self, op: Op) -> None:
+        (x,), outs = self._io(op)
+        w, b = self._weights(op)
+        opts = _opts(FullyConnectedOptions, FusedActivationFunction=_ACT[op.attr("act")], KeepNumDims=False)
+        self.asm.add_operator(_OP.FULLY_CONNECTED, [x, w, b], outs, opts, version=4)
 
     def reshape(self, op: Op) -> None:
         (x,), outs = self._io(op)
@@ -302,6 +353,18 @@ def graph_to_tflite(
     if not graph.outputs:
         raise GraphError(f"graph {graph.name}: no outputs marked")
     return _Writer(graph, seed, per_channel, weights or {}, activation_quant).write()
+
+
+def graph_to_float_tflite(graph: Graph, weights: Mapping[str, FloatWeights]) -> bytes:
+    """A float32 TFLite model of `graph` with the given weights (every weighted op), the same ops and
+    options as the int8 file. For tests only: the TFLite interpreter runs it as the independent truth of
+    what each op computes, to check another back end (the torch builder) against."""
+    if not graph.outputs:
+        raise GraphError(f"graph {graph.name}: no outputs marked")
+    missing = [op.name for op in graph.ops if op.kind in WEIGHTED_OPS and op.name not in weights]
+    if missing:
+        raise GraphError(f"graph {graph.name}: no float weights for {', '.join(missing)}")
+    return _Writer(graph, 0, True, {}, None, float_weights=weights).write()
 
 
 @functools.lru_cache(maxsize=1)
