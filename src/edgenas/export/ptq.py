@@ -64,7 +64,8 @@ def folded_weights(module: GraphModule) -> dict[str, FloatWeights]:
 
 
 @torch.no_grad()
-def calibrate_ranges(module: GraphModule, batches: Iterable[Tensor | tuple[Tensor, ...]]) -> dict[str, tuple[float, float]]:
+def calibrate_ranges(module: GraphModule,
+                     batches: Iterable[Tensor | tuple[Tensor, ...]]) -> dict[str, tuple[float, float]]:
     """(min, max) of every tensor of the graph over the calibration batches, in eval mode."""
     was_training = module.training
     module.eval()
@@ -104,7 +105,8 @@ def quantize_weights(graph: Graph, weights: Mapping[str, FloatWeights],
     return out
 
 
-def to_int8_tflite(module: GraphModule, calibration: Iterable[Tensor | tuple[Tensor, ...]]) -> tuple[bytes, dict[str, QuantParams]]:
+def to_int8_tflite(module: GraphModule,
+                   calibration: Iterable[Tensor | tuple[Tensor, ...]]) -> tuple[bytes, dict[str, QuantParams]]:
     """The int8 TFLite file of a trained module and the activation quantisation it uses."""
     graph = module.graph
     act_quant = assign_activation_quant(graph, ranges=calibrate_ranges(module, calibration))

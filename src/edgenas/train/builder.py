@@ -122,8 +122,8 @@ class _TransposeConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.conv(x)
-        (t, l), (h, w) = self.crop, self.out_hw
-        y = y[:, :, t : t + h, l : l + w]
+        (top, left), (h, w) = self.crop, self.out_hw
+        y = y[:, :, top : top + h, left : left + w]
         if y.shape[2] < h or y.shape[3] < w:  # kernel smaller than stride: TFLite leaves zeros (plus bias)
             y = F.pad(y, (0, w - y.shape[3], 0, h - y.shape[2]))
         if self.bn is not None:
