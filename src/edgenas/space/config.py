@@ -53,9 +53,12 @@ class SpaceConfig(BaseModel):
     tied: dict[str, str] = Field(default_factory=dict)
     default: dict[str, Any] = Field(default_factory=dict)
     hardware: list[str] = Field(default_factory=list)
-    # Sections read by later stages (study report, search); kept as plain mappings here.
+    # Sections read by later stages (study report, search, training); kept as plain mappings here and
+    # validated by the package that reads them.
     report: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, Any] = Field(default_factory=dict)
+    task: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("resolutions", mode="before")
     @classmethod
@@ -99,7 +102,7 @@ def read_config_mapping(path: str | Path) -> dict[str, Any]:
 
 
 # Mappings that `extends` merges key by key; every other field of the extending file replaces the base's.
-_MERGED = ("widths", "fixed", "report", "search")
+_MERGED = ("widths", "fixed", "report", "search", "task", "train")
 
 
 def _read_with_extends(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
