@@ -1,0 +1,67 @@
+"""What a task gives the trainer: datasets at a resolution, a loss, and metrics as plain functions.
+
+A task is declared in a config's `task:` section (`type:` picks the kind, the rest are its settings) and
+made by `edgenas.train.tasks.make_task`. The model factory (the torch builder) and the task are separate
+objects joined by the trainer, timm / torchvision-references style.
+
+Conventions every task keeps:
+- A sample is `(inputs, target)`: `inputs` a float32 tensor [C, H, W] (C = the space's `input_channels`),
+  `target` a tensor whose meaning the task's `loss` and `metric_sums` know.
+- The model's outputs are the Graph's outputs in graph order (NCHW, or [N, classes] for a classifier).
+- Metrics are sums over a batch with a count, so any number of batches averages exactly:
+  `metric_sums(outputs, target) -> {name: (sum, count)}`; the run's figure is sum / count.
+- `primary` names the metric that early stopping, search and reports use; `higher_is_better` its sense.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Train and validation data at one resolution, and what they are (recorded next to every run)."""
+
+    train: Dataset
+    val: Dataset
+    description: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """One learning problem. Subclasses set the class attributes and implement the four methods."""
+
+    name: str = ""
+    kind: str = ""  # "flow" | "classification" | a plug-in's own word
+    primary: str = ""  # e.g. "epe" or "top1"
+    higher_is_better: bool = False
+
+    @abstractmethod
+    def data(self, resolution: tuple[int, int], *, seed: int) -> TaskData:
+        """Training and validation sets at `resolution` (H, W). The same seed gives the same data."""
+
+    @abstractmethod
+    def eval_data(self, resolution: tuple[int, int], *, source: str | None = None) -> Dataset:
+        """A dataset to measure a trained network on (`edgenas evaluate --data`): `source` names one the
+        task knows (a file list, a folder), None the task's own validation set, at `resolution`."""
+
+    @abstractmethod
+    def loss(self, outputs: tuple[Tensor, ...], target: Tensor) -> Tensor:
+        """Scalar training loss of a batch."""
+
+    @abstractmethod
+    def metric_sums(self, outputs: tuple[Tensor, ...], target: Tensor) -> dict[str, tuple[float, int]]:
+        """{metric: (sum over the batch, count)}; must include `primary`."""
+
+    def describe(self) -> dict[str, Any]:
+        """The task's settings, written next to a run so it can be traced and re-run."""
+        return {"name": self.name, "kind": self.kind, "primary": self.primary}
+
+
+def better(task: Task, a: float, b: float) -> bool:
+    """Is metric value `a` better than `b` for this task?"""
+    return a > b if task.higher_is_better else a < b
