@@ -5,15 +5,28 @@ the compiler nor numpy nor the optional extras (torch)."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from edgenas.cli import bench, hardware, pareto, search, study, sweep
 from edgenas.cli._common import err
 from edgenas.errors import EdgeNasError
 from edgenas.processes import exit_code_for_interrupts, handle_sigterm
 
+
+class _Commands(TyperGroup):
+    """Interrupts are turned into exit codes inside the command's invocation: Typer would otherwise make
+    every KeyboardInterrupt (so SIGTERM's `Terminated` too) a silent exit 130."""
+
+    def invoke(self, ctx: Any) -> Any:
+        with exit_code_for_interrupts():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Hardware-aware neural architecture search for edge NPUs (Arm Ethos-U): declare a family of networks "
     "in YAML, measure every candidate with the real compiler, and find what is fast enough and fits.",
     no_args_is_help=True,

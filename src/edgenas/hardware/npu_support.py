@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import multiprocessing
 import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
@@ -31,6 +29,7 @@ from edgenas.graph.blocks import _FIXED_BLOCKS, UPSAMPLERS, BlockArgs, apply_blo
 from edgenas.graph.ir import Graph
 from edgenas.hardware.profile import HardwareProfile, list_profiles, load_profile
 from edgenas.hardware.vela import VelaEvaluator, compiler_version
+from edgenas.processes import WorkerDied, run_in_workers
 from edgenas.tflite import graph_to_tflite
 
 # Feature maps (NHWC input of the block). SMALL is a typical 1/4-resolution head; WIDE has the same H*W
@@ -312,10 +311,13 @@ def support_table(
     n = min(workers or os.cpu_count() or 1, len(todo))
     if n <= 1:
         return [row for case in todo for row in _probe_all(case, profs)]
-    # fork: workers inherit the imported compiler (spawn would re-import it, ~1 s each)
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-        chunks = pool.map(_probe_all, todo, [profs] * len(todo))
-        return [row for chunk in chunks for row in chunk]
+    # fork: workers inherit the imported compiler (spawn would re-import it, ~1 s each); a case whose
+    # worker dies (the compiler crashed) is a failed row per target, and the rest go on
+    chunks: dict[int, list[SupportRow]] = {}
+    for i, res in run_in_workers(functools.partial(_probe_all, profiles=profs), todo, workers=n, context="fork"):
+        chunks[i] = ([SupportRow(todo[i], p.name, "failed", error=res.message) for p in profs]
+                     if isinstance(res, WorkerDied) else res)
+    return [row for i in range(len(todo)) for row in chunks[i]]
 
 
 # ---- rendering -----------------------------------------------------------------------------------------

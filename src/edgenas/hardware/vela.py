@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import math
 import multiprocessing
+import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from edgenas.hardware._capture import captured_fds
 from edgenas.hardware._tflite_check import check_identifier, check_tflite
 from edgenas.hardware.measurement import LayerRow, Measurement
 from edgenas.hardware.profile import HardwareProfile
+from edgenas.processes import child_initialiser
 
 if TYPE_CHECKING:
     from edgenas.graph.ir import Graph
@@ -133,8 +135,10 @@ class VelaEvaluator:
             return Measurement.failed(problem, provenance=self._provenance), None
         t0 = time.perf_counter()
         compiled, err, log = self._run(tflite, per_layer)
-        if err is not None:  # the core raises RuntimeError("Compilation failed: ...")
-            return Measurement.failed(f"{type(err).__name__}: {err}", provenance=self._provenance, log=log), None
+        if err is not None:  # the core raises RuntimeError("Compilation failed: ..."), MemoryError (bad_alloc)
+            # out of memory says more about this machine (or its ulimit) than the model: not cached
+            return Measurement.failed(f"{type(err).__name__}: {err}", provenance=self._provenance, log=log,
+                                      retryable=isinstance(err, MemoryError)), None
         seconds = time.perf_counter() - t0
         try:
             metrics = summary_metrics(compiled.perf_report, self._arch, self.profile.core_clock_hz)
@@ -150,11 +154,12 @@ class VelaEvaluator:
 
         The C++ core segfaults on some malformed models that pass `check_tflite`; here that kills only
         the child. A crash is a (cacheable) failed Measurement; a timeout or a SIGKILL (e.g. the OOM killer)
-        says nothing about the model and is marked retryable.
+        says nothing about the model and is marked retryable. The child dies with this process, and an
+        interrupt here (Ctrl-C, SIGTERM) kills it.
         """
         ctx = multiprocessing.get_context("fork")
         recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child_evaluate, args=(self, tflite, per_layer, send), daemon=True)
+        proc = ctx.Process(target=_child_evaluate, args=(self, tflite, per_layer, send, os.getpid()), daemon=True)
         proc.start()
         send.close()
         text: str | None = None
@@ -165,6 +170,10 @@ class VelaEvaluator:
                 text = recv.recv()
         except EOFError:
             pass
+        except BaseException:  # KeyboardInterrupt / Terminated: stop the child before leaving
+            proc.kill()
+            proc.join()
+            raise
         finally:
             recv.close()
         if not answered:
@@ -199,7 +208,8 @@ class VelaEvaluator:
         return regor.compile(self._target, tflite, "TFLITE", self._sysconfig, options=self._options[per_layer])
 
 
-def _child_evaluate(ev: VelaEvaluator, tflite: bytes, per_layer: bool, conn: Any) -> None:
+def _child_evaluate(ev: VelaEvaluator, tflite: bytes, per_layer: bool, conn: Any, parent_pid: int) -> None:
+    child_initialiser(parent_pid)
     faulthandler.disable()  # an expected crash should not dump a Python traceback on the parent's stderr
     try:
         conn.send(ev.evaluate_bytes(tflite, per_layer=per_layer).to_json())

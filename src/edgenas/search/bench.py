@@ -34,6 +34,7 @@ import moocore
 import numpy as np
 
 from edgenas.errors import ConfigError
+from edgenas.processes import child_initialiser, kill_executor
 from edgenas.search.strategies import (ANCHORS, DEFAULT_STRATEGY, make_strategy, strategy_names, suggest_genotype,
                                        uses_known)
 from edgenas.search.table_eval import TableEvaluator
@@ -339,13 +340,19 @@ def run_bench(problem_args: Mapping[str, Any], strategies: Sequence[StrategySpec
         saved = {k: os.environ.get(k) for k in _BLAS_ENV}
         os.environ.update({k: "1" for k in _BLAS_ENV})
         try:
+            # child_initialiser: the workers die with this process and leave Ctrl-C / SIGTERM to it
             with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
-                                     initializer=_init_worker, initargs=(dict(problem_args),)) as pool:
+                                     initializer=child_initialiser,
+                                     initargs=(os.getpid(), _init_worker, dict(problem_args))) as pool:
                 futures = [pool.submit(_run_in_worker, s, seed, budget) for s, seed in tasks]
-                for f in futures:
-                    results.append(f.result())
-                    if progress:
-                        progress(results[-1])
+                try:
+                    for f in futures:
+                        results.append(f.result())
+                        if progress:
+                            progress(results[-1])
+                except BaseException:  # an interrupt: stop now, not after the running runs
+                    kill_executor(pool)
+                    raise
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from edgenas.processes import interrupt_pending, interrupts_allowed, interrupts_deferred
 from edgenas.search.evaluators import EvaluationFailed, Stage
 from edgenas.search.objectives import StageResult
 from edgenas.search.storage import Claim, MeasurementKey, MeasurementStore, Record
@@ -139,11 +140,16 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
         return measure
 
     def objective(trial: optuna.Trial) -> list[float]:
-        admit(trial)
-        values = suggest_genotype(trial, setup.space.choices)
-        g = setup.space.genotype(values)
-        trial.set_user_attr("arch_id", g.arch_id)  # first, so a trial whose worker dies still names its design
-        out = setup.problem.evaluate(g, measure_for(trial))
+        with interrupts_allowed():  # Ctrl-C / SIGTERM end the trial here, and Optuna marks it FAIL
+            try:
+                admit(trial)
+                values = suggest_genotype(trial, setup.space.choices)
+                g = setup.space.genotype(values)
+                trial.set_user_attr("arch_id", g.arch_id)  # first: a trial whose worker dies names its design
+                out = setup.problem.evaluate(g, measure_for(trial))
+            except KeyboardInterrupt:
+                optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI says it in one line, no traceback
+                raise
         record = {
             "genotype": str(g),
             "values": [_finite(v) for v in out.values],
@@ -169,11 +175,20 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
         stats["trials"] += 1
         if on_progress is not None:
             on_progress(len(count((TrialState.COMPLETE,))), target, ft)
+        if interrupt_pending():  # it came while Optuna asked or told: stop before the next trial
+            st.stop()
 
     if len(count((TrialState.COMPLETE,))) < target:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(objective, n_trials=None, catch=(),
-                           callbacks=[MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), progress])
+        # Interrupts wait while Optuna asks and tells (a trial cut off there would stay RUNNING, with no
+        # heartbeat if cut off early, and block the study's total): they stop a trial inside the objective
+        # or between trials, and are raised when optimize returns.
+        verbosity = optuna.logging.get_verbosity()
+        try:
+            with warnings.catch_warnings(), interrupts_deferred():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(objective, n_trials=None, catch=(),
+                               callbacks=[MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), progress])
+        finally:
+            optuna.logging.set_verbosity(verbosity)
     return RunSummary(len(count((TrialState.COMPLETE,))), target, stats["trials"], stats["measured"],
                       stats["reused"], my_seed, session)

@@ -48,14 +48,23 @@ def sweep_to_csv(space: SearchSpace, profiles: list[HardwareProfile], out_csv: P
                   transient=False, disable=console is None, auto_refresh=False) as bar:
         task = bar.add_task(space.name, total=total)
 
+        done = 0
+
         def on_result(r: JobResult) -> None:
-            nonlocal compiled
+            nonlocal compiled, done
             compiled += r.compiled
+            done += len(r.rows)
             bar.advance(task, len(r.rows))
             bar.refresh()
 
-        results = run_sweep(space, profiles, jobs, n_jobs=n_jobs, cache_path=cache_path,
-                            save_tflite=save_tflite, on_result=on_result)
+        try:
+            results = run_sweep(space, profiles, jobs, n_jobs=n_jobs, cache_path=cache_path,
+                                save_tflite=save_tflite, on_result=on_result)
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the CLI prints this, exits 130 / 143
+            e.args = (f"sweep stopped after {done} of {total} rows, no CSV written; " +
+                      ("the same command resumes from the measurement cache" if cache_path is not None
+                       else "nothing was cached (--no-cache)"),)
+            raise
     rows = [row for r in results for row in r.rows]
     write_csv_atomic(out_csv, sweep_columns(list(space.choices)), rows)
     if layers_csv is not None:
