@@ -201,7 +201,7 @@ class GraphModule(nn.Module):
         last_use = self._last_use()
         for step, op in enumerate(g.ops):
             xs = [env[t] for t in op.inputs]
-            outs = self._apply(op, xs)
+            outs = self._run_op(op, xs)
             for t, v in zip(op.outputs, outs):
                 env[t] = v
                 if keep:
@@ -220,7 +220,7 @@ class GraphModule(nn.Module):
             self._last_use_cache = last
         return self._last_use_cache
 
-    def _apply(self, op: Op, xs: list[Tensor]) -> list[Tensor]:
+    def _run_op(self, op: Op, xs: list[Tensor]) -> list[Tensor]:
         kind = op.kind
         if kind in ("conv2d", "depthwise_conv2d", "transpose_conv2d", "fully_connected"):
             return [self.layer(op.name)(xs[0])]

@@ -1,0 +1,61 @@
+"""Learning-curve extrapolation: fit m(t) = a - b * t^(-c) (a metric that rises, e.g. accuracy) or
+m(t) = a + b * t^(-c) (one that falls, e.g. EPE) to a run's validation history with scipy, so a short run
+says where a long one would end, and a search can stop a candidate that could not catch up.
+
+The power law is the usual model (Domhan et al. 2015 use it among others; it fits saturating curves with
+few points); with under 3 points there is nothing to fit.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CurveFit:
+    a: float  # the asymptote: the metric after infinitely many epochs
+    b: float
+    c: float
+    rising: bool
+    points: int
+    rmse: float
+
+    def at(self, t: float) -> float:
+        sign = -1.0 if self.rising else 1.0
+        return self.a + sign * self.b * t ** (-self.c)
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return asdict(self)
+
+
+def fit_learning_curve(epochs: Sequence[float], values: Sequence[float], *, rising: bool) -> CurveFit | None:
+    """Least-squares fit of the power law to (epoch, metric) points (epochs from 1); None when there are
+    fewer than 3 finite points or the fit does not converge."""
+    from scipy.optimize import curve_fit
+
+    pts = [(float(t), float(v)) for t, v in zip(epochs, values) if t > 0 and math.isfinite(v)]
+    if len(pts) < 3:
+        return None
+    t = np.array([p[0] for p in pts])
+    y = np.array([p[1] for p in pts])
+    sign = -1.0 if rising else 1.0
+
+    def model(tt: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+        return a + sign * b * np.power(tt, -c)
+
+    span = float(np.ptp(y)) or max(abs(float(y[-1])), 1e-6)
+    p0 = (float(y[-1]), span, 0.5)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (a, b, c), _ = curve_fit(model, t, y, p0=p0, bounds=([-np.inf, 0.0, 1e-3], [np.inf, np.inf, 5.0]),
+                                     maxfev=5000)
+    except (RuntimeError, ValueError):
+        return None
+    rmse = float(np.sqrt(np.mean((model(t, a, b, c) - y) ** 2)))
+    return CurveFit(float(a), float(b), float(c), rising, len(pts), rmse)

@@ -1,0 +1,142 @@
+"""From a config to a trained candidate: the space builds the Graph, the torch builder the module, the
+task its data; the trainer joins them. Everything the run needs (config, genotype, seed, data, versions)
+is written to `run.json` next to its checkpoint, so any figure can be traced back and re-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from edgenas.errors import ConfigError
+from edgenas.graph.ir import Graph
+from edgenas.space.config import format_resolution, parse_resolution
+from edgenas.space.genotype import Genotype
+from edgenas.space.space import SearchSpace, load_space
+from edgenas.train.builder import GraphModule
+from edgenas.train.recipe import TrainRecipe, parse_train_section
+from edgenas.train.tasks.base import Task
+from edgenas.train.trainer import BEST, CHECKPOINT, Progress, Trainer, TrainResult, device_for_training
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One network of a space at one resolution, with its task and recipe."""
+
+    space: SearchSpace
+    genotype: Genotype
+    resolution: tuple[int, int]
+    task: Task
+    recipe: TrainRecipe
+    config: str
+
+    def graph(self, resolution: tuple[int, int] | None = None) -> Graph:
+        return self.space.build(self.genotype, resolution or self.resolution)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"space": self.space.name, "space_key": self.space.space_key, "arch_id": self.genotype.arch_id,
+                "genotype": str(self.genotype)}
+
+
+def check_resolution(space: SearchSpace, res: tuple[int, int], field: str) -> None:
+    if res[0] % space.stride or res[1] % space.stride:
+        raise ConfigError(f"{format_resolution(res)} is not divisible by the network's total stride {space.stride}",
+                          source=space.source, field=field)
+
+
+def resolve_resolution(space: SearchSpace, text: str | None, field: str) -> tuple[int, int]:
+    if not text:
+        return space.resolutions[0]
+    try:
+        res = parse_resolution(text)
+    except ValueError as e:
+        raise ConfigError(str(e), source=space.source, field=field) from None
+    check_resolution(space, res, field)
+    return res
+
+
+def make_candidate(config: str, genotype: str = "default", *, resolution: str | None = None,
+                   **recipe_overrides: Any) -> Candidate:
+    """Load the space, its `task:` and `train:` sections, the genotype ('default' or name=value,...)."""
+    from edgenas.train.tasks import make_task
+
+    space = load_space(config)
+    src = space.source
+    task = make_task(space.config.task, source=src, input_channels=space.config.input_channels)
+    recipe = parse_train_section(space.config.train, src)
+    try:
+        recipe = recipe.with_overrides(**recipe_overrides)
+    except Exception as e:  # pydantic ValidationError: an override out of range
+        raise ConfigError(" ".join(str(e).split())[:200], source=src, field="train") from None
+    g = space.default if genotype in ("", "default") else space.parse_genotype(genotype)
+    res = resolve_resolution(space, resolution or recipe.resolution, "--resolution")
+    return Candidate(space, g, res, task, recipe, config)
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    from edgenas import __version__
+
+    return {"edgenas": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
+                    on_progress: Callable[[Progress], None] | None = None,
+                    on_data: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or resume) one candidate into `out_dir`: checkpoint.pt, best.pt and run.json."""
+    out_dir = Path(out_dir)
+    has_run = (out_dir / CHECKPOINT).exists()
+    if has_run and not resume:
+        raise ConfigError("already holds a training run; pass --resume to continue it or choose another --out",
+                          source=str(out_dir))
+    if resume and not has_run:
+        raise ConfigError(f"nothing to resume: no {CHECKPOINT} here", source=str(out_dir))
+    r = c.recipe
+    if r.threads:
+        torch.set_num_threads(r.threads)
+    torch.manual_seed(r.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if on_data:
+        on_data("preparing data")
+    data = c.task.data(c.resolution, seed=r.seed)
+    torch.manual_seed(r.seed)  # the same initial weights whatever the data preparation drew
+    module = GraphModule(c.graph())
+    device = device_for_training()
+    trainer = Trainer(module, c.task, data, r, out_dir, identity=c.identity, device=device, on_progress=on_progress)
+    if resume:
+        trainer.resume()
+    meta = {
+        "config": str(c.config), "identity": c.identity, "genotype": c.genotype.as_dict(),
+        "resolution": format_resolution(c.resolution), "task": c.task.describe(),
+        "data": dict(data.description), "recipe": r.model_dump(), "device": str(device),
+        "threads": torch.get_num_threads(), "versions": versions(),
+        "macs": module.graph.macs, "params": sum(p.numel() for p in module.parameters()),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / RUN_FILE, {**meta, "status": "running", "updated": time.time()})
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        _write_json(out_dir / RUN_FILE, {**meta, "status": "interrupted", "history": trainer.history,
+                                         "updated": time.time()})
+        raise
+    _write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
+                                     "best_checkpoint": BEST, "updated": time.time()})
+    return result

@@ -1,0 +1,310 @@
+"""Stand-alone training of one candidate: one small loop (timm / torchvision-references style) with an
+explicit seed, optimiser, schedule and checkpoint, and a resume that ends bit for bit where an
+uninterrupted run ends.
+
+What makes resume exact: the data order of epoch e is a permutation drawn from a generator seeded with
+(seed, e), so it needs no saved state; the learning rate is a pure function of the step; the checkpoint
+holds the model, the optimiser, torch's RNG state, the position inside the epoch and the running sums of
+the epoch's loss. A checkpoint is written every `checkpoint_every` steps, at the end of every epoch and when
+the run is interrupted (Ctrl-C, SIGTERM), always atomically (temp file + rename), and read with
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, default_collate
+
+from edgenas.errors import ConfigError
+from edgenas.train.curve import fit_learning_curve
+from edgenas.train.recipe import TrainRecipe
+from edgenas.train.tasks.base import Task, TaskData, better
+
+CHECKPOINT = "checkpoint.pt"  # the resumable state, rewritten as the run goes
+BEST = "best.pt"  # the weights with the best validation metric so far
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Progress:
+    """What a progress display needs after each step and each evaluation."""
+
+    epoch: int
+    epochs: int
+    step: int  # steps done in this epoch
+    steps: int  # steps per epoch
+    loss: float  # running mean of this epoch's loss
+    metric: float | None  # last validation value of the primary metric
+    done: bool = False
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    best_metric: float | None
+    best_epoch: int | None
+    stopped_early: bool
+    curve: dict[str, Any] | None
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def device_for_training() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_at(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up, then cosine (or constant) down to zero at the last step."""
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warm = recipe.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return recipe.lr * (step + 1) / warm
+    if recipe.scheduler == "constant":
+        return recipe.lr
+    t = (step - warm) / max(1, total - warm)
+    return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The sample order of one epoch: depends on (seed, epoch) only, so a resumed run sees the same."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def batches(ds: Dataset, order: Tensor, batch_size: int, start: int = 0):
+    """(index of the batch, collated batch) from batch `start` on; the last batch may be smaller."""
+    n = len(order)
+    for b in range(start, math.ceil(n / batch_size)):
+        idx = order[b * batch_size : (b + 1) * batch_size].tolist()
+        yield b, default_collate([ds[i] for i in idx])
+
+
+def _to(batch: Any, device: torch.device) -> tuple[tuple[Tensor, ...], Tensor]:
+    inputs, target = batch
+    inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    return tuple(x.to(device) for x in inputs), target.to(device)
+
+
+@torch.no_grad()
+def evaluate(module: nn.Module, task: Task, ds: Dataset, *, batch_size: int = 32,
+             device: torch.device | None = None) -> dict[str, float]:
+    """Every metric of the task over a dataset (eval mode), as sum / count over all samples."""
+    device = device or next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    sums: dict[str, list[float]] = {}
+    try:
+        for _, batch in batches(ds, torch.arange(len(ds)), batch_size):
+            inputs, target = _to(batch, device)
+            for name, (s, c) in task.metric_sums(module(*inputs), target).items():
+                acc = sums.setdefault(name, [0.0, 0])
+                acc[0] += float(s)
+                acc[1] += int(c)
+    finally:
+        module.train(was_training)
+    return {k: (s / c if c else float("nan")) for k, (s, c) in sums.items()}
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by edgenas (weights only: no code runs on load); ConfigError if unreadable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError("no such checkpoint file", source=str(path)) from None
+    except Exception as e:  # torch raises several types for a file that is not a checkpoint
+        raise ConfigError(f"not an edgenas checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+                          source=str(path)) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
+        raise ConfigError("not an edgenas checkpoint (no model state of a known format)", source=str(path))
+    return state
+
+
+def check_identity(state: Mapping[str, Any], identity: Mapping[str, Any], path: Path) -> None:
+    """Refuse a checkpoint of another space or network, naming what differs."""
+    for key in ("space_key", "arch_id"):
+        have, want = state.get("identity", {}).get(key), identity.get(key)
+        if have != want:
+            what = "space" if key == "space_key" else "network (genotype)"
+            raise ConfigError(f"checkpoint is of another {what}: {key} {have!r}, expected {want!r} "
+                              f"({state.get('identity', {}).get('genotype', '?')} vs {identity.get('genotype')})",
+                              source=str(path))
+
+
+def load_weights(module: nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    try:
+        module.load_state_dict(state["model"], strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0][:160]
+        raise ConfigError(f"checkpoint weights do not fit this network: {first}", source=str(path)) from None
+
+
+class Trainer:
+    """Trains `module` on `task` with `recipe`, checkpointing into `out_dir`."""
+
+    def __init__(self, module: nn.Module, task: Task, data: TaskData, recipe: TrainRecipe, out_dir: Path, *,
+                 identity: Mapping[str, Any], device: torch.device | None = None,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.module = module
+        self.task = task
+        self.data = data
+        self.recipe = recipe
+        self.out_dir = Path(out_dir)
+        self.identity = dict(identity)
+        self.device = device or device_for_training()
+        self.on_progress = on_progress
+        self.module.to(self.device)
+        params = [p for p in module.parameters() if p.requires_grad]
+        if recipe.optimizer == "sgd":
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                                                              weight_decay=recipe.weight_decay)
+        else:
+            self.opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.steps_per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size))
+        # position and running state (what a checkpoint holds)
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.loss_sum = 0.0
+        self.loss_count = 0
+        self.history: list[dict[str, float]] = []
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.stopped_early = False
+        self.seconds = 0.0
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "identity": self.identity,
+            "recipe": self.recipe.model_dump(),
+            "model": self.module.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "loss_sum": self.loss_sum,
+            "loss_count": self.loss_count,
+            "history": self.history,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
+        }
+
+    def save(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_atomic(self.state(), self.out_dir / CHECKPOINT)
+
+    def resume(self, path: Path | None = None) -> None:
+        path = path or self.out_dir / CHECKPOINT
+        state = load_checkpoint(path)
+        check_identity(state, self.identity, path)
+        if state.get("recipe") != self.recipe.model_dump():
+            changed = sorted(k for k, v in self.recipe.model_dump().items() if state.get("recipe", {}).get(k) != v)
+            raise ConfigError(f"the run was started with another recipe (changed: {', '.join(changed)}); resume "
+                              "with the same settings or train into another --out", source=str(path))
+        load_weights(self.module, state, path)
+        self.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        for key in ("epoch", "step_in_epoch", "loss_sum", "loss_count", "history", "best", "best_epoch", "wait",
+                    "stopped_early", "seconds"):
+            setattr(self, key, state[key])
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def _report(self, done: bool = False) -> None:
+        if self.on_progress is not None:
+            last = self.history[-1].get(self.task.primary) if self.history else None
+            self.on_progress(Progress(self.epoch, self.recipe.epochs, self.step_in_epoch, self.steps_per_epoch,
+                                      self.loss_sum / self.loss_count if self.loss_count else float("nan"), last,
+                                      done))
+
+    def run(self) -> TrainResult:
+        r = self.recipe
+        t_start = time.perf_counter() - self.seconds
+        try:
+            while self.epoch < r.epochs and not self.stopped_early:
+                self._train_epoch(t_start)
+                self._end_epoch(t_start)
+        except KeyboardInterrupt:  # Ctrl-C and SIGTERM (edgenas.processes): keep what is done, resumable
+            self.seconds = time.perf_counter() - t_start
+            self.save()
+            raise
+        self._report(done=True)
+        return self.result()
+
+    def _train_epoch(self, t_start: float) -> None:
+        r = self.recipe
+        self.module.train()
+        order = epoch_order(len(self.data.train), r.seed, self.epoch)
+        for b, batch in batches(self.data.train, order, r.batch_size, start=self.step_in_epoch):
+            step = self.epoch * self.steps_per_epoch + b
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(r, step, self.steps_per_epoch)
+            inputs, target = _to(batch, self.device)
+            loss = self.task.loss(self.module(*inputs), target)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if r.grad_clip:
+                nn.utils.clip_grad_norm_(self.module.parameters(), r.grad_clip)
+            self.opt.step()
+            n = len(target)
+            self.loss_sum += float(loss.detach()) * n
+            self.loss_count += n
+            self.step_in_epoch = b + 1
+            self._report()
+            if self.step_in_epoch % r.checkpoint_every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self.seconds = time.perf_counter() - t_start
+                self.save()
+
+    def _end_epoch(self, t_start: float) -> None:
+        r = self.recipe
+        row: dict[str, float] = {"epoch": self.epoch + 1,
+                                 "train_loss": self.loss_sum / self.loss_count if self.loss_count else float("nan")}
+        last = self.epoch + 1 == r.epochs
+        if (self.epoch + 1) % r.eval_every == 0 or last:
+            metrics = evaluate(self.module, self.task, self.data.val, batch_size=r.batch_size, device=self.device)
+            row.update({f"val_{k}" if k != self.task.primary else k: v for k, v in metrics.items()})
+            value = metrics[self.task.primary]
+            if self.best is None or better(self.task, value, self.best):
+                self.best, self.best_epoch, self.wait = value, self.epoch + 1, 0
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                save_atomic({"format": CHECKPOINT_FORMAT, "identity": self.identity, "model": self.module.state_dict(),
+                             "epoch": self.epoch + 1, "metric": value}, self.out_dir / BEST)
+            else:
+                self.wait += r.eval_every
+                if r.patience is not None and self.wait >= r.patience:
+                    self.stopped_early = True
+        self.history.append(row)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.seconds = time.perf_counter() - t_start
+        self.save()
+        self._report()
+
+    def result(self) -> TrainResult:
+        points = [(h["epoch"], h[self.task.primary]) for h in self.history if self.task.primary in h]
+        fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=self.task.higher_is_better)
+        return TrainResult(self.history, self.best, self.best_epoch, self.stopped_early,
+                           fit.to_dict() if fit else None, self.seconds)
