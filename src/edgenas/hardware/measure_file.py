@@ -32,7 +32,7 @@ class FileMeasurement:
             **self.flags,
             "fps_complete": m.ok and int(m.metrics.get("cpu_ops", 0)) == 0,
             "compiler": m.provenance.get("compiler", ""),
-            "layers": [row.__dict__ for row in m.layers],
+            "layers": [row._asdict() for row in m.layers],
         }
 
 
