@@ -54,7 +54,7 @@ def stage(name: str, ev: Fake) -> Stage:
 
 
 def measure_log(log: list[str]):
-    def measure(st: Stage, g: Genotype) -> StageResult:
+    def measure(st: Stage, g: Genotype, known=None) -> StageResult:
         log.append(st.name)
         try:
             return StageResult(st.evaluator.evaluate(g))

@@ -56,6 +56,21 @@ class EvalContext:
     base_dir: str = "."  # relative paths in evaluator options are relative to the config file
 
 
+@dataclass(frozen=True)
+class Hints:
+    """What the search knows when an evaluator starts on a candidate, for evaluators that can stop early
+    (training): the candidate's metrics from the stages before (its FPS and SRAM, say), the objectives
+    (metric, "max"/"min") with the evaluator's `prefix` on its own metric names, the feasible front so far
+    (objective vectors; a function, since other workers add to it while this one trains), and in a
+    single-objective study Optuna's pruner (`should_prune(step, value)`)."""
+
+    known: Mapping[str, MetricValue] = field(default_factory=dict)
+    objectives: tuple[tuple[str, str], ...] = ()
+    front: Callable[[], list[tuple[float, ...]]] = field(default=lambda: [])
+    prefix: str = ""
+    should_prune: Callable[[int, float], bool] | None = None
+
+
 class Evaluator(abc.ABC):
     """Genotype -> metrics. Subclasses set `type_name`, `cost` and `metrics`, and implement `evaluate`."""
 
@@ -75,6 +90,10 @@ class Evaluator(abc.ABC):
         """Everything a stored result depends on besides (arch, resolution, device): tool versions, options.
         Change it and earlier results are not reused."""
         return self.type_name
+
+    def evaluate_with(self, genotype: Genotype, hints: Hints) -> dict[str, MetricValue]:
+        """`evaluate` with what the search knows; evaluators that can use it (to stop early) override this."""
+        return self.evaluate(genotype)
 
 
 @dataclass(frozen=True)
@@ -107,7 +126,13 @@ def register_evaluator(type_name: str, factory: EvaluatorFactory) -> None:
 
 def evaluator_types() -> list[str]:
     _register_test_evaluators()
+    _register_training_evaluators()
     return sorted(_REGISTRY)
+
+
+def _register_training_evaluators() -> None:
+    """`proxy` and `train` live in their own module (they need the training extra only when used)."""
+    import edgenas.search.train_eval  # noqa: F401  (registers them)
 
 
 class _Common(BaseModel):
@@ -136,6 +161,7 @@ def _options(model: type[BaseModel], raw: dict[str, Any], field_name: str, sourc
 def build_stages(specs: list[str | dict[str, Any]], ctx: EvalContext, *, source: str | None = None) -> list[Stage]:
     """The configured evaluators, cheap ones first (config order kept within each cost)."""
     _register_test_evaluators()
+    _register_training_evaluators()
     stages: list[Stage] = []
     produced: dict[str, str] = {}
     for i, spec in enumerate(specs):

@@ -129,7 +129,8 @@ class Outcome:
     error: str | None = None
 
 
-Measure = Callable[[Stage, Genotype], StageResult]
+# (stage, candidate, the candidate's metrics from the stages before it) -> result
+Measure = Callable[[Stage, Genotype, Mapping[str, MetricValue]], StageResult]
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class Problem:
             if stage.cost == "expensive" and self._violations(metrics, errors)[1]:
                 skipped.append(stage.name)
                 continue
-            res = measure(stage, genotype)
+            res = measure(stage, genotype, dict(metrics))
             (reused if res.reused else measured).append(stage.name)
             if res.error is not None:
                 errors.append(f"{stage.name}: {res.error}")

@@ -21,10 +21,10 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from edgenas.processes import interrupt_pending, interrupts_allowed, interrupts_deferred
-from edgenas.search.evaluators import EvaluationFailed, Stage
+from edgenas.search.evaluators import EvaluationFailed, Hints, Stage
 from edgenas.search.objectives import StageResult
 from edgenas.search.storage import Claim, MeasurementKey, MeasurementStore, Record
 from edgenas.search.study import RECORD_ATTR, SearchSetup, make_strategy, name_metrics, trial_constraints_supported
@@ -112,8 +112,25 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
             fail_stale()
             time.sleep(poll_s)
 
-    def measure_for(trial: optuna.Trial) -> Callable[[Stage, Genotype], StageResult]:
-        def measure(stage: Stage, g: Genotype) -> StageResult:
+    objectives = tuple((o.metric, o.direction) for o in setup.problem.objectives)
+
+    def front() -> list[tuple[float, ...]]:
+        """Objective vectors of the feasible, non-dominated trials finished so far (all workers)."""
+        from edgenas.search.study import pareto_front, trial_rows
+
+        return [r.values for r in pareto_front(trial_rows(study), setup.problem.objectives)]
+
+    def hints_for(trial: optuna.Trial, stage: Stage, known: Mapping[str, Any]) -> Hints:
+        prune = None
+        if len(directions) == 1:  # Optuna's pruners work on single-objective studies
+            def prune(step: int, value: float) -> bool:
+                trial.report(value, step)
+                return trial.should_prune()
+        return Hints(known=dict(known), objectives=objectives, front=front, prefix=stage.prefix,
+                     should_prune=prune)
+
+    def measure_for(trial: optuna.Trial) -> Callable[[Stage, Genotype, Mapping[str, Any]], StageResult]:
+        def measure(stage: Stage, g: Genotype, known: Mapping[str, Any]) -> StageResult:
             key = MeasurementKey(g.arch_id, str(g), res_text, hw_key, stage.key)
             got = store.acquire(key, study=study_name, trial_number=trial.number, on_wait=fail_stale)
             if isinstance(got, Record):
@@ -125,7 +142,7 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
             stats["measured"] += 1
             try:
                 with store.heartbeat(claim):
-                    metrics = stage.evaluator.evaluate(g)
+                    metrics = stage.evaluator.evaluate_with(g, hints_for(trial, stage, known))
             except EvaluationFailed as e:
                 if e.retryable:
                     store.abandon(claim, "retryable")

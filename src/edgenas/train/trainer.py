@@ -162,7 +162,8 @@ class Trainer:
 
     def __init__(self, module: nn.Module, task: Task, data: TaskData, recipe: TrainRecipe, out_dir: Path, *,
                  identity: Mapping[str, Any], device: torch.device | None = None,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None,
+                 stop_when: Callable[[list[dict[str, float]]], str | None] | None = None) -> None:
         self.module = module
         self.task = task
         self.data = data
@@ -171,6 +172,8 @@ class Trainer:
         self.identity = dict(identity)
         self.device = device or device_for_training()
         self.on_progress = on_progress
+        self.stop_when = stop_when  # after each epoch: a reason to stop (a search's early stopping), or None
+        self.stop_reason: str | None = None
         self.module.to(self.device)
         params = [p for p in module.parameters() if p.requires_grad]
         if recipe.optimizer == "sgd":
@@ -209,6 +212,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stopped_early": self.stopped_early,
+            "stop_reason": self.stop_reason,
             "seconds": self.seconds,
         }
 
@@ -230,6 +234,7 @@ class Trainer:
         for key in ("epoch", "step_in_epoch", "loss_sum", "loss_count", "history", "best", "best_epoch", "wait",
                     "stopped_early", "seconds"):
             setattr(self, key, state[key])
+        self.stop_reason = state.get("stop_reason")
 
     # ---- the loop --------------------------------------------------------------------------------
     def _report(self, done: bool = False) -> None:
@@ -296,6 +301,9 @@ class Trainer:
                 if r.patience is not None and self.wait >= r.patience:
                     self.stopped_early = True
         self.history.append(row)
+        if self.stop_when is not None and not self.stopped_early:
+            self.stop_reason = self.stop_when(self.history)
+            self.stopped_early = self.stop_reason is not None
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sum, self.loss_count = 0.0, 0
@@ -307,4 +315,5 @@ class Trainer:
         points = [(h["epoch"], h[self.task.primary]) for h in self.history if self.task.primary in h]
         fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=self.task.higher_is_better)
         return TrainResult(self.history, self.best, self.best_epoch, self.stopped_early,
-                           fit.to_dict() if fit else None, self.seconds)
+                           fit.to_dict() if fit else None, self.seconds,
+                           {"stop_reason": self.stop_reason} if self.stop_reason else {})

@@ -1,0 +1,218 @@
+"""Accuracy evaluators for `edgenas search`: `proxy` (a training-free score on one batch, seconds) and
+`train` (stand-alone training at a budget, minutes), both on the config's `task:`.
+
+`train` stops a candidate early in two ways. Multi-objective (Optuna's pruners work only on single-objective
+studies, its issue 3450): the hardware objectives are known before training starts (the compiler runs
+first), so after each evaluation the learning curve is extrapolated (`train.curve`) and training stops when
+even its optimistic end (the fitted asymptote, moved 2 RMSE towards better, and never worse than the best
+value seen) could not put the candidate on the current Pareto front at its known FPS and SRAM. Single
+objective: Optuna's pruner of the study (its default, the median pruner) decides from the reported values.
+A stopped candidate reports the best value it reached, with `train_stopped` = 1.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgenas.errors import ConfigError
+from edgenas.search.evaluators import (Cost, EvalContext, EvaluationFailed, Evaluator, Hints, MetricValue,
+                                       _needs_network, _options, register_evaluator)
+from edgenas.space.genotype import Genotype
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """a is at least as good as b everywhere and better somewhere."""
+    better = False
+    for x, y, d in zip(a, b, directions):
+        if (x < y) if d == "max" else (x > y):
+            return False
+        if x != y:
+            better = True
+    return better
+
+
+def cannot_reach_front(metric: str, optimistic: float, hints: Hints) -> bool:
+    """Would the candidate, with `metric` at its optimistic value and every other objective at its known
+    value, be dominated by a point of the current front? False when an objective is not known yet."""
+    vector = []
+    for name, _ in hints.objectives:
+        if name == hints.prefix + metric:
+            vector.append(optimistic)
+        elif name in hints.known and isinstance(hints.known[name], (int, float)):
+            vector.append(float(hints.known[name]))
+        else:
+            return False
+    directions = [d for _, d in hints.objectives]
+    return any(dominates(p, vector, directions) for p in hints.front())
+
+
+def stop_rule(primary: str, rising: bool, hints: Hints, *, stop_early: bool = True,
+              min_epochs: int = 3) -> Callable[[list[dict[str, float]]], str | None]:
+    """The trainer's `stop_when`: after each epoch, a reason to stop the candidate, or None."""
+    from edgenas.train.curve import fit_learning_curve
+
+    def stop_when(history: list[dict[str, float]]) -> str | None:
+        points = [(h["epoch"], h[primary]) for h in history if primary in h]
+        if not points:
+            return None
+        if hints.should_prune is not None and hints.should_prune(int(points[-1][0]), float(points[-1][1])):
+            return "pruned by the study's pruner"
+        if not stop_early or len(points) < min_epochs:
+            return None
+        fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=rising)
+        if fit is None:
+            return None
+        seen = max(p[1] for p in points) if rising else min(p[1] for p in points)
+        optimistic = fit.a + 2 * fit.rmse if rising else fit.a - 2 * fit.rmse
+        optimistic = max(optimistic, seen) if rising else min(optimistic, seen)
+        if cannot_reach_front(primary, optimistic, hints):
+            return f"cannot reach the front (optimistic {primary} {optimistic:.4g})"
+        return None
+
+    return stop_when
+
+
+class _TaskEvaluator(Evaluator):
+    """Shared: the task of the config, made on first use (data is generated or loaded once)."""
+
+    def __init__(self, ctx: EvalContext, fld: str) -> None:
+        _needs_network(ctx, "train", fld)
+        from edgenas.train.recipe import parse_train_section
+        from edgenas.train.tasks import make_task
+
+        self.ctx = ctx
+        cfg = ctx.space.config  # type: ignore[union-attr]
+        self.task = make_task(cfg.task, source=ctx.space.source, input_channels=cfg.input_channels)
+        self.recipe = parse_train_section(cfg.train, ctx.space.source)
+
+    def _graph(self, genotype: Genotype) -> Any:
+        try:
+            return self.ctx.space.build(genotype, self.ctx.resolution)  # type: ignore[arg-type]
+        except ConfigError as e:
+            raise EvaluationFailed(f"cannot build the network: {e.message}") from None
+
+
+class _ProxyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    proxy: str = "synflow"
+    batch_size: int = Field(64, ge=2)
+    seed: int = 0
+
+
+class ProxyEvaluator(_TaskEvaluator):
+    type_name = "proxy"
+    cost: Cost = "cheap"
+
+    def __init__(self, ctx: EvalContext, opts: _ProxyOptions, fld: str) -> None:
+        from edgenas.train.proxies import BASELINES, PROXIES
+
+        if opts.proxy not in PROXIES and opts.proxy not in BASELINES:
+            raise ConfigError(f"unknown proxy {opts.proxy!r}; allowed: {', '.join((*PROXIES, *BASELINES))}",
+                              field=f"{fld}.proxy")
+        super().__init__(ctx, fld)
+        self.opts = opts
+        self._batch: tuple[Any, Any] | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.opts.proxy,)
+
+    def fingerprint(self) -> str:
+        return f"proxy:{self.opts.proxy}:{self.opts.batch_size}:{self.opts.seed}:{sorted(self.task.describe().items())}"
+
+    def _one_batch(self) -> tuple[Any, Any]:
+        if self._batch is None:
+            import torch
+
+            ds = self.task.data(self.ctx.resolution, seed=self.opts.seed).train  # type: ignore[arg-type]
+            g = torch.Generator().manual_seed(self.opts.seed)
+            idx = torch.randperm(len(ds), generator=g)[: self.opts.batch_size].tolist()
+            samples = [ds[i] for i in idx]
+            self._batch = (torch.stack([s[0] for s in samples]), torch.stack([torch.as_tensor(s[1]) for s in samples]))
+        return self._batch
+
+    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
+        import torch
+
+        from edgenas.train.builder import GraphModule
+        from edgenas.train.proxies import proxy_scores
+
+        x, y = self._one_batch()
+        torch.manual_seed(self.opts.seed)
+        module = GraphModule(self._graph(genotype))
+        value, _ = proxy_scores(module, x, y, self.task.loss, names=(self.opts.proxy,))[self.opts.proxy]
+        if not math.isfinite(value):
+            raise EvaluationFailed(f"{self.opts.proxy} is not finite ({value})")
+        return {self.opts.proxy: value}
+
+
+class _TrainOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1)  # default: the config's train.epochs
+    seed: int | None = None
+    stop_early: bool = True  # stop candidates that cannot reach the front (see the module docstring)
+    min_epochs: int = Field(3, ge=1)  # evaluations before the learning curve may stop a candidate
+
+
+class TrainEvaluator(_TaskEvaluator):
+    type_name = "train"
+    cost: Cost = "expensive"
+
+    def __init__(self, ctx: EvalContext, opts: _TrainOptions, fld: str) -> None:
+        super().__init__(ctx, fld)
+        self.opts = opts
+        self.recipe = self.recipe.with_overrides(epochs=opts.epochs, seed=opts.seed)
+        self._data: Any = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.task.primary, "train_epochs", "train_seconds", "train_stopped")
+
+    def fingerprint(self) -> str:
+        return f"train:{sorted(self.recipe.model_dump().items())}:{sorted(self.task.describe().items())}:" \
+               f"{self.opts.stop_early}:{self.opts.min_epochs}"
+
+    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
+        return self.evaluate_with(genotype, Hints())
+
+    def evaluate_with(self, genotype: Genotype, hints: Hints) -> dict[str, MetricValue]:
+        import torch
+
+        from edgenas.train.builder import GraphModule
+        from edgenas.train.trainer import Trainer
+
+        graph = self._graph(genotype)
+        if self._data is None:
+            self._data = self.task.data(self.ctx.resolution, seed=self.recipe.seed)  # type: ignore[arg-type]
+        torch.manual_seed(self.recipe.seed)
+        module = GraphModule(graph)
+        identity = {"space_key": self.ctx.space.space_key, "arch_id": genotype.arch_id, "genotype": str(genotype)}
+        with tempfile.TemporaryDirectory(prefix="edgenas-train-") as tmp:
+            rule = stop_rule(self.task.primary, self.task.higher_is_better, hints, stop_early=self.opts.stop_early,
+                             min_epochs=self.opts.min_epochs)
+            trainer = Trainer(module, self.task, self._data, self.recipe, Path(tmp), identity=identity,
+                              stop_when=rule)
+            result = trainer.run()
+        if result.best_metric is None or not math.isfinite(result.best_metric):
+            raise EvaluationFailed(f"training gave no finite {self.task.primary}")
+        return {self.task.primary: float(result.best_metric), "train_epochs": len(result.history),
+                "train_seconds": round(result.seconds, 3), "train_stopped": int(result.stopped_early)}
+
+
+def _proxy_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
+    return ProxyEvaluator(ctx, _options(_ProxyOptions, opts, fld, None), fld)
+
+
+def _train_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
+    return TrainEvaluator(ctx, _options(_TrainOptions, opts, fld, None), fld)
+
+
+register_evaluator("proxy", _proxy_factory)
+register_evaluator("train", _train_factory)
