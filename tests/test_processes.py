@@ -267,8 +267,8 @@ search:
     - {{metric: score, direction: max}}
     - {{metric: size, direction: min}}
   evaluators:
-    - {{type: test-blocking, metrics: [score, size], arm_file: {d}/arm, hold_file: {d}/hold,
-       release_file: {d}/release, max_block_s: 60}}
+    - {{type: "plugin_evaluators:fake", name: test-blocking, metrics: [score, size], arm_file: {d}/arm,
+       hold_file: {d}/hold, release_file: {d}/release, max_block_s: 60}}
   strategy: random
   trials: 5
   seed: 0
@@ -283,7 +283,9 @@ def trial_states(db: Path) -> list[str]:
 def test_sigterm_ends_the_running_trial_and_the_search_resumes(tmp_path: Path) -> None:
     (tmp_path / "space.yaml").write_text(SEARCH_CONFIG.format(d=tmp_path))
     db = tmp_path / "study.db"
-    env = {**os.environ, "EDGENAS_TEST_EVALUATORS": "1", "EDGENAS_CACHE": str(tmp_path / "cache.sqlite")}
+    plugins = str(Path(__file__).parent / "search")  # plugin_evaluators: the test evaluator, through the plug-in door
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (plugins, os.environ.get("PYTHONPATH")) if p),
+           "EDGENAS_CACHE": str(tmp_path / "cache.sqlite")}
     args = ["search", "space.yaml", "--storage", str(db), "--no-progress"]
     p = start(*args, env=env, cwd=tmp_path)
     until(lambda: count_rows(db, "SELECT count(*) FROM trials WHERE state = 'COMPLETE'") >= 2, 120,

@@ -40,7 +40,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     d = tmp_path_factory.mktemp("search")
     (d / "space.yaml").write_text(SPACE)
     env = {**os.environ, "EDGENAS_CACHE": str(d / "compiler-cache.sqlite"), "COLUMNS": "200"}
-    env.pop("EDGENAS_TEST_EVALUATORS", None)
     return {"dir": d, "env": env}
 
 

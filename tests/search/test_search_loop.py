@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from edgenas.errors import ConfigError
 from edgenas.hardware.profile import load_profile_spec
-from edgenas.search.evaluators import TEST_EVALUATORS_ENV, EvaluationFailed, Evaluator, Stage
+from edgenas.search.evaluators import EvaluationFailed, Evaluator, Stage
 from edgenas.search.objectives import Constraint, Objective, Problem, StageResult, parse_constraint
 from edgenas.search.storage import (Claim, MeasurementKey, MeasurementStore, Record, normalise_storage_url,
                                     open_storage, redact)
@@ -25,6 +25,7 @@ from edgenas.search.study import create_or_load_study, trial_rows
 from edgenas.search.worker import run_trials
 from edgenas.space.genotype import Genotype
 
+from plugin_evaluators import pythonpath_env
 from search_helpers import EDGENAS, tiny_space
 
 BASE = tiny_space("loop_tiny", "ethos-u55-256:sram_kib=320")
@@ -194,7 +195,6 @@ def test_an_abandoned_claim_is_measured_by_the_next_asker(tmp_path: Path) -> Non
 
 
 def _setup(tmp_path: Path, search: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv(TEST_EVALUATORS_ENV, "1")
     text = BASE + search
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(text)
@@ -224,7 +224,7 @@ search:
     - {{metric: score, direction: max}}
   constraints: [sram_kib <= device, fps >= 210]
   evaluators:   # listed expensive first: the search still runs the compiler first
-    - {{type: test-counting, cost: expensive, count_file: {calls}}}
+    - {{type: "plugin_evaluators:fake", name: test-counting, cost: expensive, count_file: {calls}}}
     - compiler
   strategy: random
   trials: 14
@@ -298,7 +298,7 @@ def test_three_workers_on_sqlite_stop_at_exactly_the_total(tmp_path: Path, monke
     setup = _setup(tmp_path, """\
 search:
   objectives: [{metric: score, direction: max}]
-  evaluators: [{type: test, cost: cheap, delay_s: 0.15}]
+  evaluators: [{type: "plugin_evaluators:fake", name: test, cost: cheap, delay_s: 0.15}]
   strategy: random
   trials: 7
   heartbeat_interval: 1
@@ -306,7 +306,7 @@ search:
     db = tmp_path / "study.db"
     storage = open_storage(str(db), heartbeat_interval=1, grace_period=3)
     create_or_load_study(setup, storage, "par", trials=7)
-    env = {**os.environ, TEST_EVALUATORS_ENV: "1", "EDGENAS_CACHE": str(tmp_path / "c.sqlite")}
+    env = pythonpath_env({**os.environ, "EDGENAS_CACHE": str(tmp_path / "c.sqlite")})
     procs = [subprocess.Popen([EDGENAS, "worker", "--storage", str(db), "--study", "par", "--no-progress"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for _ in range(3)]
     outs = [p.communicate(timeout=120)[0] for p in procs]

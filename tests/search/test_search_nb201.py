@@ -59,7 +59,6 @@ search:
   seed: 1
 """)
     env = {**os.environ, "EDGENAS_CACHE": str(d / "cache.sqlite")}
-    env.pop("EDGENAS_TEST_EVALUATORS", None)
     r = subprocess.run([EDGENAS, "search", "search.yaml", "--out", "front.csv", "--no-progress"], cwd=d, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

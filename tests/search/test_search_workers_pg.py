@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pg_server import PgServer, pg_server  # noqa: F401  (the fixture)
+from plugin_evaluators import pythonpath_env
 from search_helpers import EDGENAS, tiny_space
 
 TRIALS = 6
@@ -32,7 +33,8 @@ search:
   constraints: ["sram_kib <= device"]
   evaluators:
     - compiler
-    - {{type: test-blocking, arm_file: {arm}, hold_file: {hold}, release_file: {release}, max_block_s: 60}}
+    - {{type: "plugin_evaluators:fake", name: test-blocking, arm_file: {arm}, hold_file: {hold},
+       release_file: {release}, max_block_s: 60}}
   trials: {trials}
   seed: 7
   heartbeat_interval: {hb}
@@ -41,7 +43,7 @@ search:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    return {**os.environ, "EDGENAS_TEST_EVALUATORS": "1", "EDGENAS_CACHE": str(tmp / "compiler-cache.sqlite")}
+    return pythonpath_env({**os.environ, "EDGENAS_CACHE": str(tmp / "compiler-cache.sqlite")})
 
 
 def _states(engine: sa.engine.Engine, study: str) -> list[tuple[int, str]]:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from edgenas.search.evaluators import TEST_EVALUATORS_ENV
 from edgenas.search.storage import open_storage
 from edgenas.search.study import create_or_load_study, prepare_from_file, study_metric_names
 from edgenas.search.worker import run_trials
@@ -22,7 +21,6 @@ METRIC_NAMES_KEY = "study:metric_names"  # where Optuna keeps them: a study syst
 
 
 def _setup(tmp_path: Path, search: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv(TEST_EVALUATORS_ENV, "1")
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(tiny_space("names_tiny", "ethos-u55-256") + search)
     return prepare_from_file(cfg, cache_path=str(tmp_path / "cache.sqlite"))
@@ -44,7 +42,7 @@ search:
   objectives:
     - {metric: score, direction: max}
     - {metric: sram_kib, direction: min}
-  evaluators: [analytic, {type: test, cost: cheap}]
+  evaluators: [analytic, {type: "plugin_evaluators:fake", name: test, cost: cheap}]
   strategy: random
   trials: 3
 """

@@ -5,8 +5,10 @@ or expensive (training, a task evaluation: minutes to hours). The search runs ev
 hands a candidate to an expensive one only when it meets every hard limit the cheap ones could decide.
 
 Built-in types: `compiler` (the profile's own evaluator through the sweep machinery and the measurement
-cache), `analytic` (the roofline / calibrated model, no compiler) and `table` (a CSV of known metrics).
-More register with `register_evaluator(type_name, factory)`; a task evaluator (training) is one such.
+cache), `analytic` (the roofline / calibrated model, no compiler), `table` (a CSV of known metrics), and
+`proxy` / `train` (accuracy on the config's task, `train_eval.py`). A user's own: `type: MODULE:FUNCTION`,
+or a name an installed package registers under the `edgenas.evaluators` entry-point group (`plugins.py`);
+FUNCTION(ctx, options, field) returns an Evaluator.
 """
 
 from __future__ import annotations
@@ -14,15 +16,12 @@ from __future__ import annotations
 import abc
 import csv
 import hashlib
-import json
 import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgenas.errors import ConfigError, EdgeNasError
 from edgenas.hardware.profile import HardwareProfile
@@ -33,7 +32,6 @@ from edgenas.space.space import SearchSpace
 
 Cost = Literal["cheap", "expensive"]
 MetricValue = float | int | bool
-TEST_EVALUATORS_ENV = "EDGENAS_TEST_EVALUATORS"  # "1": register the test evaluators (used by the test suite)
 
 
 class EvaluationFailed(EdgeNasError):
@@ -125,9 +123,30 @@ def register_evaluator(type_name: str, factory: EvaluatorFactory) -> None:
 
 
 def evaluator_types() -> list[str]:
-    _register_test_evaluators()
+    """Built-in types and those installed packages register (entry-point group `edgenas.evaluators`)."""
+    from edgenas.plugins import EVALUATORS, registered
+
     _register_training_evaluators()
-    return sorted(_REGISTRY)
+    return sorted({*_REGISTRY, *registered(EVALUATORS)})
+
+
+def _factory(type_name: str, *, source: str | None, fld: str) -> EvaluatorFactory:
+    """A built-in type, `module:function` (a plug-in factory), or a name an installed package registered."""
+    from edgenas.plugins import EVALUATORS, is_entry_spec, load_entry, load_registered
+
+    if type_name in _REGISTRY:
+        return _REGISTRY[type_name]
+    if is_entry_spec(type_name):
+        factory = load_entry(type_name, source=source, field=f"{fld}.type")
+    else:
+        factory = load_registered(EVALUATORS, type_name, source=source, field=f"{fld}.type")
+        if factory is None:
+            raise ConfigError(f"unknown evaluator type {type_name!r}; available: {', '.join(evaluator_types())} "
+                              "(or MODULE:FUNCTION for a plug-in)", source=source, field=f"{fld}.type")
+    if not callable(factory):
+        raise ConfigError(f"plug-in {type_name!r} is not a function (ctx, options, field) -> Evaluator",
+                          source=source, field=f"{fld}.type")
+    return factory
 
 
 def _register_training_evaluators() -> None:
@@ -160,7 +179,6 @@ def _options(model: type[BaseModel], raw: dict[str, Any], field_name: str, sourc
 
 def build_stages(specs: list[str | dict[str, Any]], ctx: EvalContext, *, source: str | None = None) -> list[Stage]:
     """The configured evaluators, cheap ones first (config order kept within each cost)."""
-    _register_test_evaluators()
     _register_training_evaluators()
     stages: list[Stage] = []
     produced: dict[str, str] = {}
@@ -168,12 +186,10 @@ def build_stages(specs: list[str | dict[str, Any]], ctx: EvalContext, *, source:
         fld = f"search.evaluators[{i}]"
         raw = {"type": spec} if isinstance(spec, str) else dict(spec)
         common = _options(_Common, raw, fld, source)
-        if common.type not in _REGISTRY:
-            raise ConfigError(f"unknown evaluator type {common.type!r}; available: {', '.join(sorted(_REGISTRY))}",
-                              source=source, field=f"{fld}.type")
+        factory = _factory(common.type, source=source, fld=fld)
         opts = {k: v for k, v in raw.items() if k not in _Common.model_fields}
         try:
-            ev = _REGISTRY[common.type](ctx, opts, fld)
+            ev = factory(ctx, opts, fld)
         except ConfigError as e:
             if e.source or not source:
                 raise
@@ -461,78 +477,3 @@ def _table_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluato
 register_evaluator("compiler", _compiler_factory)
 register_evaluator("analytic", _analytic_factory)
 register_evaluator("table", _table_factory)
-
-
-# ---- test evaluators (registered only when EDGENAS_TEST_EVALUATORS=1) ---------------------------------------
-
-
-class _TestOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    metrics: list[str] = Field(default_factory=lambda: ["score"])
-    cost: Cost = "expensive"
-    count_file: str | None = None  # one line per call: "<pid> <arch_id>"
-    delay_s: float = 0.0
-    # Blocking: once `arm_file` exists, the first call to create `hold_file` (exclusively; it writes its pid
-    # there) blocks until `release_file` exists; every other call blocks while the hold file exists and the
-    # release file does not. At most `max_block_s` seconds, then it goes on.
-    arm_file: str | None = None
-    hold_file: str | None = None
-    release_file: str | None = None
-    max_block_s: float = 120.0
-    fail_arch_ids: list[str] = Field(default_factory=list)
-
-
-class TestEvaluator(Evaluator):
-    """A stand-in for an expensive task evaluator in tests: deterministic metrics from the arch id, a log of
-    every call, optional delay and a file-controlled block (to kill a worker mid-trial)."""
-
-    type_name = "test"
-
-    def __init__(self, opts: _TestOptions) -> None:
-        self.opts = opts
-        self.cost = opts.cost
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return tuple(self.opts.metrics)
-
-    def fingerprint(self) -> str:
-        return "test:" + hashlib.sha256(json.dumps(self.opts.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
-
-    def _wait_for(self, path: str) -> None:
-        deadline = time.monotonic() + self.opts.max_block_s
-        while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
-        o = self.opts
-        if o.count_file:
-            with open(o.count_file, "a", encoding="utf-8") as f:
-                f.write(f"{os.getpid()} {genotype.arch_id}\n")
-        if o.arm_file and o.hold_file and o.release_file and os.path.exists(o.arm_file):
-            try:
-                fd = os.open(o.hold_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if not os.path.exists(o.release_file):
-                    self._wait_for(o.release_file)
-            else:
-                with os.fdopen(fd, "w") as f:
-                    f.write(f"{os.getpid()} {genotype.arch_id}\n")
-                self._wait_for(o.release_file)
-        if o.delay_s:
-            time.sleep(o.delay_s)
-        if genotype.arch_id in o.fail_arch_ids:
-            raise EvaluationFailed(f"test failure for {genotype.arch_id}")
-        base = int(genotype.arch_id[:8], 16) / 2**32
-        return {m: round(base * (i + 1), 6) for i, m in enumerate(o.metrics)}
-
-
-def _test_factory(ctx: EvalContext, opts: dict[str, Any], fld: str) -> Evaluator:
-    return TestEvaluator(_options(_TestOptions, opts, fld, None))
-
-
-def _register_test_evaluators() -> None:
-    if os.environ.get(TEST_EVALUATORS_ENV) == "1":
-        for name in ("test", "test-blocking", "test-counting"):
-            _REGISTRY.setdefault(name, _test_factory)
