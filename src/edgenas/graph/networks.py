@@ -6,7 +6,7 @@ its parameters with the values they allow, so a config is validated before anyth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from edgenas.errors import GraphError
@@ -69,6 +69,10 @@ class Template:
     widths: Mapping[str, int]  # default channel widths
     total_stride: int
     build: Callable[[Mapping[str, Any], Mapping[str, int], int, tuple[int, int]], Graph]
+    # Widths that count repeats rather than channels, with their largest value: a space may not ask for a
+    # network whose layout alone takes minutes (65,535 encoder units are 393k ops) or whose stride no
+    # resolution can divide.
+    limits: Mapping[str, int] = field(default_factory=dict)
 
 
 # ---- flow: the seed study's optical-flow network ---------------------------------------------------
@@ -120,6 +124,7 @@ FLOW = Template(
     widths={"stem": 16, "encoder": 64, "encoder_units": 3, "head0": 64, "head1": 32, "head2": 16},
     total_stride=4,
     build=build_flow,
+    limits={"encoder_units": 256},
 )
 
 
@@ -158,6 +163,7 @@ STAGES = Template(
     widths={"stem": 16, "stages": 3, "units_per_stage": 2, "classes": 0},
     total_stride=16,
     build=build_stages,
+    limits={"stages": 14, "units_per_stage": 256},  # 14 stages: stride 2^15, the largest below 65,535
 )
 
 TEMPLATES: Mapping[str, Template] = {t.name: t for t in (FLOW, STAGES)}

@@ -14,11 +14,11 @@ import os
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from ethosu.vela.tensor import MemArea
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from edgenas.errors import ConfigError
 from edgenas.hardware import _velaconf as vc
@@ -58,12 +58,29 @@ class HardwareProfile:
         return dataclasses.asdict(self)
 
 
+# Sizes above this are refused. The compiler gets the arena limit in bytes: with sram_kib=1e20 it silently
+# planned as for a 1 KiB arena (the byte count overflowed), while 1e9 KiB behaved (ethos-u-vela 5.2.0,
+# measured). 2^32 KiB = 4 TiB is far above any device and far below the overflow.
+MAX_KIB = 2**32
+
+
+def _no_bool(v: Any) -> Any:
+    """YAML reads `true` as a boolean and pydantic would take it as 1: a size or a rate is never yes/no."""
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, got {str(v).lower()}")
+    return v
+
+
+_Size = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_KIB)]
+_Rate = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)]
+
+
 class _Spec(BaseModel):
     """The YAML schema; defaults that depend on the target are filled in after validation."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(min_length=1)
     description: str = ""
     evaluator: EvaluatorName = "vela"
     accelerator_config: str | None = None
@@ -71,19 +88,27 @@ class _Spec(BaseModel):
     memory_mode: str | None = None
     vela_config: str | None = None
     calibration: str | None = None
-    sram_kib: PositiveInt
-    flash_kib: PositiveInt | None = None
-    dram_kib: PositiveInt | None = None
-    arena_cache_kib: PositiveInt | None = None
-    core_clock_hz: PositiveFloat | None = None
-    host_cpu_macs_per_s: PositiveFloat | None = None
-    macs_per_cycle: PositiveFloat | None = None
-    sram_bytes_per_cycle: PositiveFloat | None = None
-    flash_bytes_per_cycle: PositiveFloat | None = None
-    dram_bytes_per_cycle: PositiveFloat | None = None
+    sram_kib: _Size
+    flash_kib: _Size | None = None
+    dram_kib: _Size | None = None
+    arena_cache_kib: _Size | None = None
+    core_clock_hz: _Rate | None = None
+    host_cpu_macs_per_s: _Rate | None = None
+    macs_per_cycle: _Rate | None = None
+    sram_bytes_per_cycle: _Rate | None = None
+    flash_bytes_per_cycle: _Rate | None = None
+    dram_bytes_per_cycle: _Rate | None = None
 
 
 _FIELDS = tuple(_Spec.model_fields)
+# Fields whose value in a spec is text: taken as typed (`name=yes` is the name "yes", not true).
+_TEXT_FIELDS = ("name", "description", "evaluator", "accelerator_config", "system_config", "memory_mode",
+                "vela_config", "calibration")
+
+
+def profile_fields() -> tuple[str, ...]:
+    """The fields a profile YAML (or a `NAME:field=value` spec) may set."""
+    return _FIELDS
 
 
 def _profiles_dir() -> str:
@@ -115,12 +140,15 @@ def load_profile(name_or_path: str | None = None, overrides: Mapping[str, Any] |
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}", source=path) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read file ({getattr(e, 'strerror', None) or e})", source=path) from None
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ConfigError(f"not valid YAML: {_yaml_problem(e)}", source=path) from None
     if not isinstance(data, dict):
         raise ConfigError("a hardware profile must be a YAML mapping of fields", source=path)
     overrides = dict(overrides or {})
-    if overrides.get("vela_config"):  # a path given next to a profile name is relative to the caller
+    if isinstance(overrides.get("vela_config"), str) and overrides["vela_config"]:
+        # a path given next to a profile name is relative to the caller
         overrides["vela_config"] = os.path.abspath(overrides["vela_config"])
     data = {**data, **overrides}
     return profile_from_mapping(data, source=path, base_dir=os.path.dirname(path))
@@ -129,25 +157,60 @@ def load_profile(name_or_path: str | None = None, overrides: Mapping[str, Any] |
 def load_profile_spec(spec: str) -> HardwareProfile:
     """`NAME_OR_FILE` or `NAME_OR_FILE:field=value,field=value`: a profile with some fields changed, named
     after the whole spec unless `name=` is given (so `ethos-u55-256:sram_kib=1024` and the plain profile
-    can sit side by side in one sweep)."""
+    can sit side by side in one sweep). Any error names the spec as typed."""
+    try:
+        return _load_spec(spec)
+    except ConfigError as e:
+        if e.source == spec:
+            raise
+        field = None if e.field == "hardware" else e.field  # the spec is the hardware; its field is news
+        raise ConfigError(e.message, source=spec, field=field) from None
+
+
+def _load_spec(spec: str) -> HardwareProfile:
+    if not spec.strip():
+        raise ConfigError("empty hardware profile spec; give a built-in name, a YAML file or NAME:field=value",
+                          field="hardware")
     base, sep, rest = spec.partition(":")
     if not sep or os.path.isfile(spec):
         return load_profile(spec)
+    if not base.strip():
+        raise ConfigError("no profile name before ':'; e.g. ethos-u55-256:sram_kib=1024", field="hardware")
     overrides: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"expected FIELD=VALUE after ':', got {part!r}; e.g. ethos-u55-256:sram_kib=1024",
                               field="hardware")
-        key = key.strip()
+        key, value = key.strip(), value.strip()
         if key not in _FIELDS:
             raise ConfigError(f"unknown profile field {key!r}; allowed: {', '.join(_FIELDS)}", field="hardware")
-        try:
-            overrides[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            overrides[key] = value
+        if key in overrides:
+            raise ConfigError("given twice", field=key)
+        overrides[key] = _spec_value(key, value)
     overrides.setdefault("name", spec)
     return load_profile(base, overrides)
+
+
+def _spec_value(key: str, text: str) -> Any:
+    """A value typed after `field=`: text fields keep it as typed (empty: unset), others are read as YAML
+    (`1024`, `1.5e9`, `null`) so the schema checks them as it checks a file's values."""
+    if key in _TEXT_FIELDS:
+        return text if text or key == "name" else None
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return text
+
+
+def _yaml_problem(e: BaseException) -> str:
+    """One line for a YAML error: the problem and where (PyYAML's own text spans several lines)."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+    return f"{problem}{where}"
 
 
 def profile_from_mapping(
@@ -164,7 +227,10 @@ def profile_from_mapping(
             msg = f"unknown field; allowed fields: {', '.join(_FIELDS)}"
         elif err["type"] == "missing":
             msg = "required field is missing"
-        raise ConfigError(msg, source=source, field=field) from e
+        elif err["type"] == "less_than_equal":
+            msg = f"must be at most {MAX_KIB} KiB (4 TiB); the compiler cannot take more"
+        msg = msg.removeprefix("Value error, ")
+        raise ConfigError(msg, source=source, field=field) from None
     return _resolve(spec, source, base_dir)
 
 
@@ -266,7 +332,8 @@ def _check_target(spec: _Spec, vela_ini: str | None, source: str) -> Any:
     try:
         systems, modes = vc.ini_sections(path)
     except (OSError, UnicodeDecodeError, configparser.Error) as e:
-        raise ConfigError(f"cannot read vela config {path}: {e}", source=source, field="vela_config") from e
+        why = (str(e).splitlines() or [type(e).__name__])[0]  # configparser quotes the offending lines below
+        raise ConfigError(f"cannot read vela config {path}: {why}", source=source, field="vela_config") from None
     if spec.system_config not in systems:
         raise ConfigError(
             f"unknown system_config {spec.system_config!r} (in {path}); allowed: {', '.join(systems)}",

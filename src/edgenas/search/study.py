@@ -146,8 +146,8 @@ def prepare_from_text(text: str, source: str, *, base_dir: str = ".", cache_path
         spec = section.hardware or (cfg.hardware[0] if cfg.hardware else DEFAULT_PROFILE)
         try:
             profile = load_profile_spec(spec)
-        except ConfigError as e:
-            raise ConfigError(e.message, source=source, field="search.hardware") from None
+        except ConfigError as e:  # its text names the spec as typed and the field that is wrong
+            raise ConfigError(str(e), source=source, field="search.hardware") from None
 
     ctx = EvalContext(space, resolution, profile, cache_path=cache_path, base_dir=base_dir)
     return _setup(ctx, section, text, source, cfg.name)
@@ -180,7 +180,7 @@ def _prepare_table_space(raw: dict[str, Any], text: str, source: str, *, base_di
         try:
             profile = load_profile_spec(section.hardware or DEFAULT_PROFILE)
         except ConfigError as e:
-            raise ConfigError(e.message, source=source, field="search.hardware") from None
+            raise ConfigError(str(e), source=source, field="search.hardware") from None
     ctx = EvalContext(space, None, profile, cache_path=cache_path, base_dir=base_dir)
     return _setup(ctx, section, text, source, str(raw.get("name") or space.name))
 

@@ -4,31 +4,45 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from edgenas.errors import ConfigError
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 _RES_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+# The largest tensor dimension (height, width, channels) the compiler maps to the NPU (Vela's
+# `tens_dim_range` is 1..65535): the bound for resolutions, input channels and widths, so a typo cannot ask
+# for shapes the TFLite writer cannot store (int32). Widths that count repeats have their template's limits.
+MAX_DIM = 65535
 
 
 def parse_resolution(value: Any) -> tuple[int, int]:
-    """'192x256' or [192, 256] -> (192, 256); positive integers only."""
+    """'192x256' or [192, 256] -> (192, 256); positive integers up to MAX_DIM only."""
     if isinstance(value, str):
         m = _RES_RE.match(value)
         if not m:
             raise ValueError(f"resolution must look like HxW (e.g. 192x256), got {value!r}")
         h, w = int(m.group(1)), int(m.group(2))
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    elif (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         h, w = value
     else:
         raise ValueError(f"resolution must be 'HxW' or [H, W], got {value!r}")
     if h <= 0 or w <= 0:
         raise ValueError(f"resolution must be positive, got {h}x{w}")
+    if h > MAX_DIM or w > MAX_DIM:
+        raise ValueError(f"resolution must be at most {MAX_DIM} per side (the NPU's largest tensor dimension), "
+                         f"got {h}x{w}")
     return (h, w)
+
+
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):  # YAML `true` would otherwise count as 1
+        raise ValueError(f"must be an integer, got {str(v).lower()}")
+    return v
 
 
 def format_resolution(res: tuple[int, int]) -> str:
@@ -45,9 +59,9 @@ class SpaceConfig(BaseModel):
     extends: str | None = None  # a built-in space name or YAML file this one starts from (already merged)
     description: str = ""
     network: str = "flow"
-    input_channels: int = Field(6, gt=0)
+    input_channels: Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_DIM)] = 6
     resolutions: list[tuple[int, int]]
-    widths: dict[str, int] = Field(default_factory=dict)
+    widths: dict[str, Annotated[int, BeforeValidator(_no_bool)]] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict)
     choices: dict[str, list[Any]] = Field(default_factory=dict)
     tied: dict[str, str] = Field(default_factory=dict)
@@ -110,13 +124,17 @@ def _read_with_extends(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot read file ({e.strerror})", source=src) from None
+        raise ConfigError(f"cannot read file ({e.strerror or e})", source=src) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})", source=src) from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError("malformed YAML: nested too deeply", source=src) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"malformed YAML{where}: {problem}", source=src) from None
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of fields (name, network, resolutions, choices, ...)", source=src)
@@ -130,11 +148,14 @@ def _read_with_extends(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         base_path = p.parent / base_path
     try:
         base_path = resolve_space_path(str(base_path) if base_path else base_ref)
-    except ConfigError as e:
-        raise ConfigError(e.message, source=src, field="extends") from None
+    except ConfigError as e:  # unknown name: its message says so; a path: name it
+        raise ConfigError(e.message if e.source is None else str(e), source=src, field="extends") from None
     if base_path.resolve() in seen or base_path.resolve() == p.resolve():
         raise ConfigError(f"{base_ref!r} extends itself", source=src, field="extends")
-    merged = _read_with_extends(base_path, (*seen, p.resolve()))
+    try:
+        merged = _read_with_extends(base_path, (*seen, p.resolve()))
+    except ConfigError as e:  # a bad base: say which file extends it, then what is wrong there
+        raise ConfigError(str(e), source=src, field="extends") from None
     for k, v in data.items():
         if k in _MERGED and isinstance(v, dict) and isinstance(merged.get(k), dict):
             merged[k] = {**merged[k], **v}
@@ -169,6 +190,8 @@ def resolve_space_path(name_or_path: str) -> Path:
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.exists():
             raise ConfigError("file not found", source=str(p))
+        if not p.is_file():
+            raise ConfigError("not a file", source=str(p))
         return p
     builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
     if builtin.exists():

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping
 from edgenas.errors import ConfigError, GraphError
 from edgenas.graph.ir import Graph
 from edgenas.graph.networks import TEMPLATES, Template, get_template, total_stride
-from edgenas.space.config import SpaceConfig, format_resolution, load_space_config, resolve_space_path
+from edgenas.space.config import MAX_DIM, SpaceConfig, format_resolution, load_space_config, resolve_space_path
 from edgenas.space.genotype import Genotype, parse_genotype_text
 
 
@@ -48,6 +48,9 @@ class SearchSpace:
                 raise self._err(f"widths.{k}", f"unknown width; allowed: {', '.join(self.template.widths)}")
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise self._err(f"widths.{k}", f"must be a positive integer, got {v!r}")
+            limit = self.template.limits.get(k, MAX_DIM)
+            if v > limit:
+                raise self._err(f"widths.{k}", f"must be at most {limit}, got {v}")
             widths[k] = v
         return widths
 
