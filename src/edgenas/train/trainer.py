@@ -240,9 +240,12 @@ class Trainer:
     def _report(self, done: bool = False) -> None:
         if self.on_progress is not None:
             last = self.history[-1].get(self.task.primary) if self.history else None
+            if self.loss_count:
+                loss = self.loss_sum / self.loss_count
+            else:  # between epochs: the last epoch's mean
+                loss = self.history[-1]["train_loss"] if self.history else float("nan")
             self.on_progress(Progress(self.epoch, self.recipe.epochs, self.step_in_epoch, self.steps_per_epoch,
-                                      self.loss_sum / self.loss_count if self.loss_count else float("nan"), last,
-                                      done))
+                                      loss, last, done))
 
     def run(self) -> TrainResult:
         r = self.recipe
