@@ -56,9 +56,10 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     _need_torch()
-    from edgenas.train.run import make_candidate, train_candidate
+    from edgenas.train.run import check_run_dir, make_candidate, train_candidate
 
     c = make_candidate(config, genotype, resolution=resolution, epochs=epochs, threads=threads, seed=seed)
+    check_run_dir(out_dir, resume=resume)  # before anything is shown or computed
     primary = c.task.primary
     with _progress_bar("train") as bar:
         task_id = bar.add_task("train", total=None, epoch="-", loss="-", metric="", visible=progress)

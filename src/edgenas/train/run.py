@@ -97,17 +97,22 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
-                    on_progress: Callable[[Progress], None] | None = None,
-                    on_data: Callable[[str], None] | None = None) -> TrainResult:
-    """Train (or resume) one candidate into `out_dir`: checkpoint.pt, best.pt and run.json."""
-    out_dir = Path(out_dir)
-    has_run = (out_dir / CHECKPOINT).exists()
+def check_run_dir(out_dir: Path, *, resume: bool) -> None:
+    """A new run needs a folder without one; --resume needs one."""
+    has_run = (Path(out_dir) / CHECKPOINT).exists()
     if has_run and not resume:
         raise ConfigError("already holds a training run; pass --resume to continue it or choose another --out",
                           source=str(out_dir))
     if resume and not has_run:
         raise ConfigError(f"nothing to resume: no {CHECKPOINT} here", source=str(out_dir))
+
+
+def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
+                    on_progress: Callable[[Progress], None] | None = None,
+                    on_data: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or resume) one candidate into `out_dir`: checkpoint.pt, best.pt and run.json."""
+    out_dir = Path(out_dir)
+    check_run_dir(out_dir, resume=resume)
     r = c.recipe
     if r.threads:
         torch.set_num_threads(r.threads)

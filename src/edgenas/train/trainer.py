@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
 from edgenas.errors import ConfigError
+from edgenas.processes import interrupts_deferred
 from edgenas.train.curve import fit_learning_curve
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.tasks.base import Task, TaskData, better
@@ -253,7 +254,8 @@ class Trainer:
         try:
             while self.epoch < r.epochs and not self.stopped_early:
                 self._train_epoch(t_start)
-                self._end_epoch(t_start)
+                with interrupts_deferred():  # the epoch's end (evaluation, best.pt, checkpoint) is one unit too
+                    self._end_epoch(t_start)
         except KeyboardInterrupt:  # Ctrl-C and SIGTERM (edgenas.processes): keep what is done, resumable
             self.seconds = time.perf_counter() - t_start
             self.save()
@@ -266,24 +268,31 @@ class Trainer:
         self.module.train()
         order = epoch_order(len(self.data.train), r.seed, self.epoch)
         for b, batch in batches(self.data.train, order, r.batch_size, start=self.step_in_epoch):
-            step = self.epoch * self.steps_per_epoch + b
-            for group in self.opt.param_groups:
-                group["lr"] = lr_at(r, step, self.steps_per_epoch)
-            inputs, target = _to(batch, self.device)
-            loss = self.task.loss(self.module(*inputs), target)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if r.grad_clip:
-                nn.utils.clip_grad_norm_(self.module.parameters(), r.grad_clip)
-            self.opt.step()
-            n = len(target)
-            self.loss_sum += float(loss.detach()) * n
-            self.loss_count += n
-            self.step_in_epoch = b + 1
-            self._report()
-            if self.step_in_epoch % r.checkpoint_every == 0 and self.step_in_epoch < self.steps_per_epoch:
-                self.seconds = time.perf_counter() - t_start
-                self.save()
+            # One step is all or nothing: an interrupt (Ctrl-C, SIGTERM) that arrives inside waits for its end,
+            # so the checkpoint written on the way out never holds the weights of a step it does not count.
+            with interrupts_deferred():
+                self._step(b, batch)
+                self._report()
+                if self.step_in_epoch % r.checkpoint_every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                    self.seconds = time.perf_counter() - t_start
+                    self.save()
+
+    def _step(self, b: int, batch: Any) -> None:
+        r = self.recipe
+        step = self.epoch * self.steps_per_epoch + b
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(r, step, self.steps_per_epoch)
+        inputs, target = _to(batch, self.device)
+        loss = self.task.loss(self.module(*inputs), target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if r.grad_clip:
+            nn.utils.clip_grad_norm_(self.module.parameters(), r.grad_clip)
+        self.opt.step()
+        n = len(target)
+        self.loss_sum += float(loss.detach()) * n
+        self.loss_count += n
+        self.step_in_epoch = b + 1
 
     def _end_epoch(self, t_start: float) -> None:
         r = self.recipe
