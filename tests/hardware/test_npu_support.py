@@ -61,6 +61,7 @@ def test_cases_cover_registry_and_upsamplers() -> None:
     ups = {(c.name, c.scale) for c in cases if c.family == "upsample"}
     assert {(u, 2) for u in UPSAMPLERS} <= ups
     assert {("bilinear", 4), ("bilinear_hpc", 4), ("nearest", 4)} <= ups
+    assert {c.name for c in cases if c.family == "head"} == {"classifier"}
     shapes = {c.shape for c in cases}
     assert ns.SMALL in shapes and ns.LARGE in shapes
     assert ns.LARGE[1] * ns.LARGE[2] > 65536  # past the NPU transpose limits
@@ -191,3 +192,10 @@ def test_parse_cells_round_trip(rows: list[ns.SupportRow]) -> None:
     assert cells == {(r.case.key, r.profile): r.cell for r in rows}
     with pytest.raises(EdgeNasError):
         ns.parse_cells("# no table here\n")
+
+
+def test_classifier_head_runs_on_the_npu() -> None:
+    """Global average pool + fully connected (the classifier the stages template ends in) stays on the NPU."""
+    row = ns.probe(ns.SupportCase("head", "classifier", ns.SMALL), "ethos-u55-256")
+    assert row.status == "ok" and row.on_npu, row
+    assert {p.kind for p in row.ops} == {"global_avg_pool", "fully_connected"}

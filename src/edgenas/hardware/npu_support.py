@@ -40,6 +40,8 @@ LARGE = (1, 192, 384, 32)
 SIZES: tuple[tuple[int, int, int, int], ...] = (SMALL, WIDE, LARGE)
 
 EXTRA_BLOCKS = ("mbconv_e4_k5",)  # one instance of the mbconv_e<e>_k<k> pattern
+HEADS = ("classifier",)  # network heads: global average pool + fully connected logits
+CLASSES = 10
 SEED = 0  # weight values do not change where an op runs; fixed so the models are reproducible
 DEFAULT_OUT = os.path.join("docs", "npu_support.md")
 COMMAND = "python -m edgenas.hardware.npu_support --out docs/npu_support.md"
@@ -60,9 +62,10 @@ _REASON_RE = re.compile(
 
 @dataclass(frozen=True)
 class SupportCase:
-    """One model to compile: a block (stride 1, out = in channels, relu) or an upsampler, at one input shape."""
+    """One model to compile: a block (stride 1, out = in channels, relu), an upsampler, or a network head
+    (the classifier: global average pool + fully connected to 10 classes), at one input shape."""
 
-    family: Literal["block", "upsample"]
+    family: Literal["block", "upsample", "head"]
     name: str  # block name (registry) or upsampler name (UPSAMPLERS)
     shape: tuple[int, int, int, int]
     lowering: str = ""  # shuffle: the shuffle_impl; empty otherwise
@@ -70,6 +73,8 @@ class SupportCase:
 
     @property
     def label(self) -> str:
+        if self.family == "head":
+            return f"{self.name} head"
         return self.name if self.family == "block" else f"upsample {self.name}"
 
     @property
@@ -101,6 +106,9 @@ class SupportCase:
         if self.family == "block":
             args = BlockArgs(out_channels=self.shape[3], shuffle_impl=self.lowering or "split_concat")
             y = apply_block(g, self.name, x, "b", args)
+        elif self.family == "head":
+            y = g.add("global_avg_pool", "head.pool", [x])
+            y = g.add("fully_connected", "head.fc", [y], units=CLASSES)
         else:
             y = upsample(g, x, "u", self.name, scale=self.scale)
         g.mark_output(y)
@@ -156,7 +164,8 @@ class SupportRow:
 
 
 def support_cases(sizes: Sequence[tuple[int, int, int, int]] = SIZES) -> list[SupportCase]:
-    """Every registry block (shuffle in both lowerings) and every upsampler at x2 and x4, at each size."""
+    """Every registry block (shuffle in both lowerings), every upsampler at x2 and x4 and the classifier
+    head, at each size."""
     shapes = [tuple(s) for s in sizes]
     cases: list[SupportCase] = []
     for name in (*_FIXED_BLOCKS, *EXTRA_BLOCKS):
@@ -166,6 +175,8 @@ def support_cases(sizes: Sequence[tuple[int, int, int, int]] = SIZES) -> list[Su
     for scale in (2, 4):
         for name in UPSAMPLERS:
             cases += [SupportCase("upsample", name, s, scale=scale) for s in shapes]  # type: ignore[arg-type]
+    for name in HEADS:
+        cases += [SupportCase("head", name, s) for s in shapes]  # type: ignore[arg-type]
     return cases
 
 
