@@ -88,3 +88,16 @@ def test_analytic_profile_uses_its_calibration(tmp_path) -> None:
     assert conv_cycles == 1000 * n_conv
     assert plain.metrics["cycles_total"] != fitted.metrics["cycles_total"]
     assert dataclasses.replace(base, calibration=str(path)) == prof
+
+
+def test_classifier_head_ops_are_costed() -> None:
+    """global_avg_pool and fully_connected: MACs from the IR (c x units for the FC), a cost for each."""
+    g = Graph("cls")
+    x = g.add_input("input", (1, 16, 16, 8))
+    y = g.add("conv2d", "c", [x], kernel=3, stride=1, out_channels=8, act="relu")
+    y = g.add("global_avg_pool", "p", [y])
+    g.mark_output(g.add("fully_connected", "fc", [y], units=10))
+    m = AnalyticEvaluator(load_profile("generic-mcu")).evaluate_graph(g)
+    rows = {r.name: r for r in m.layers}
+    assert m.ok and rows["fc"].macs == 8 * 10 and rows["p"].macs == 0
+    assert rows["p"].cycles > 0 and rows["fc"].cycles > 0
