@@ -70,3 +70,58 @@ def test_single_objective_asks_the_pruner() -> None:
     assert rule(history([5.0])) is None
     assert rule(history([5.0, 4.0])) == "pruned by the study's pruner"
     assert asked == [(1, 5.0), (2, 4.0)]
+
+
+# ---- successive halving ---------------------------------------------------------------------------------
+
+from edgenas.search.pareto import nondominated_sort  # noqa: E402
+from edgenas.search.train_eval import rungs, survives_rung  # noqa: E402
+
+
+def test_rungs() -> None:
+    assert rungs(1, 3, 27) == [1, 3, 9]
+    assert rungs(2, 2, 9) == [2, 4, 8]
+    assert rungs(5, 3, 5) == []
+
+
+def brute_survives(mine, others, directions, eta):
+    """Keep when fewer than ceil(n / eta) candidates sit on strictly better non-domination fronts."""
+    pts = [mine, *others]
+    if len(pts) < eta:
+        return True
+    fronts = nondominated_sort(pts, directions)
+    return sum(1 for f in fronts[1:] if f < fronts[0]) < -(-len(pts) // eta)
+
+
+def test_survives_rung_against_brute_force() -> None:
+    rng = random.Random(1)
+    for _ in range(300):
+        n = rng.randint(0, 8)
+        mine = (rng.randint(1, 5), rng.randint(10, 15))
+        others = [(rng.randint(1, 5), rng.randint(10, 15)) for _ in range(n)]
+        hints = Hints(known={"fps": mine[1]}, objectives=OBJ)
+        peers = [{"value": e, "fps": f} for e, f in others]
+        eta = rng.choice([2, 3])
+        assert survives_rung("epe", mine[0], hints, peers, eta) == brute_survives(mine, others, ["min", "max"], eta)
+
+
+def test_halving_stops_the_worse_candidates_of_a_rung() -> None:
+    """Nine candidates at equal FPS, one after the other, sharing their rung records: at epoch 1 each goes on
+    only while it is in the best third of those that reached epoch 1 (the first two always go on)."""
+    records: dict[int, list[dict[str, float]]] = {}
+    stopped = []
+    epe_at_1 = [5.0, 4.0, 6.0, 3.0, 7.0, 8.0, 2.0, 9.0, 4.5]
+    for i, e1 in enumerate(epe_at_1):
+        mine: list[dict[str, float]] = []
+        hints = Hints(known={"fps": 30.0}, objectives=OBJ,
+                      record_rung=lambda step, v, mine=mine: mine.append({"value": v, "fps": 30.0, "step": step}),
+                      rung_peers=lambda step: [dict(p) for p in records.get(step, [])])
+        rule = stop_rule("epe", False, hints, stop_early=False, halving=(3, [1, 3]))
+        reason = rule(history([e1]))
+        for m in mine:
+            records.setdefault(int(m.pop("step")), []).append(m)
+        stopped.append(reason is not None)
+        n = i + 1
+        better = sum(1 for x in epe_at_1[:i] if x < e1)
+        assert stopped[-1] == (n >= 3 and better >= -(-n // 3)), (i, e1)
+    assert any(stopped) and not all(stopped)

@@ -60,13 +60,18 @@ class Hints:
     (training): the candidate's metrics from the stages before (its FPS and SRAM, say), the objectives
     (metric, "max"/"min") with the evaluator's `prefix` on its own metric names, the feasible front so far
     (objective vectors; a function, since other workers add to it while this one trains), and in a
-    single-objective study Optuna's pruner (`should_prune(step, value)`)."""
+    single-objective study Optuna's pruner (`should_prune(step, value)`), and the rung records of successive
+    halving."""
 
     known: Mapping[str, MetricValue] = field(default_factory=dict)
     objectives: tuple[tuple[str, str], ...] = ()
     front: Callable[[], list[tuple[float, ...]]] = field(default=lambda: [])
     prefix: str = ""
     should_prune: Callable[[int, float], bool] | None = None
+    # Successive halving: record this candidate's value at a rung (a budget step), and read what the other
+    # candidates of the study recorded there (their value and known metrics), across workers.
+    record_rung: Callable[[int, float], None] | None = None
+    rung_peers: Callable[[int], list[dict[str, float]]] | None = None
 
 
 class Evaluator(abc.ABC):

@@ -7,6 +7,10 @@ first), so after each evaluation the learning curve is extrapolated (`train.curv
 even its optimistic end (the fitted asymptote, moved 2 RMSE towards better, and never worse than the best
 value seen) could not put the candidate on the current Pareto front at its known FPS and SRAM. Single
 objective: Optuna's pruner of the study (its default, the median pruner) decides from the reported values.
+Successive halving (`halving: {eta: 3, first: 1}`), over the study's proposals as they come (asynchronous,
+as in ASHA, so it works with any number of workers): at each rung (first, first * eta, ... epochs) a candidate
+records its value in its trial and goes on only if it ranks among the best 1/eta of the candidates that
+reached that rung, by non-domination front over the objectives (its accuracy there, its known hardware).
 A stopped candidate reports the best value it reached, with `train_stopped` = 1.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,29 +43,73 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
 def cannot_reach_front(metric: str, optimistic: float, hints: Hints) -> bool:
     """Would the candidate, with `metric` at its optimistic value and every other objective at its known
     value, be dominated by a point of the current front? False when an objective is not known yet."""
-    vector = []
-    for name, _ in hints.objectives:
-        if name == hints.prefix + metric:
-            vector.append(optimistic)
-        elif name in hints.known and isinstance(hints.known[name], (int, float)):
-            vector.append(float(hints.known[name]))
-        else:
-            return False
+    vector = candidate_vector(metric, optimistic, hints.known, hints)
+    if vector is None:
+        return False
     directions = [d for _, d in hints.objectives]
     return any(dominates(p, vector, directions) for p in hints.front())
 
 
-def stop_rule(primary: str, rising: bool, hints: Hints, *, stop_early: bool = True,
-              min_epochs: int = 3) -> Callable[[list[dict[str, float]]], str | None]:
-    """The trainer's `stop_when`: after each epoch, a reason to stop the candidate, or None."""
+def candidate_vector(metric: str, value: float, known: Mapping[str, Any], hints: Hints) -> list[float] | None:
+    """The candidate's objective vector with `metric` at `value` and the others from `known`; None when an
+    objective is not known."""
+    vector = []
+    for name, _ in hints.objectives:
+        if name == hints.prefix + metric:
+            vector.append(float(value))
+        elif name in known and isinstance(known[name], (int, float)):
+            vector.append(float(known[name]))
+        else:
+            return None
+    return vector
+
+
+def survives_rung(metric: str, value: float, hints: Hints, peers: list[dict[str, float]], eta: int) -> bool:
+    """Successive halving at one rung: does the candidate rank within the best ceil(n / eta) of the n
+    candidates that reached this rung (itself included)? Ranked by non-domination front over the objectives
+    (its accuracy at the rung, its known hardware figures), so a slow design is not kept for its accuracy
+    alone. With fewer than eta candidates there is nothing to halve: it goes on."""
+    from edgenas.search.pareto import nondominated_sort
+
+    mine = candidate_vector(metric, value, hints.known, hints)
+    others = [candidate_vector(metric, p["value"], p, hints) for p in peers]
+    others = [o for o in others if o is not None]
+    if mine is None or len(others) + 1 < eta:
+        return True
+    ranks = nondominated_sort([mine, *others], [d for _, d in hints.objectives])
+    keep = math.ceil((len(others) + 1) / eta)
+    better = sum(1 for r in ranks[1:] if r < ranks[0])  # candidates on strictly better fronts
+    return better < keep
+
+
+def rungs(first: int, eta: int, epochs: int) -> list[int]:
+    """The budgets (epochs) at which successive halving compares candidates: first * eta^k below epochs."""
+    out, e = [], first
+    while e < epochs:
+        out.append(e)
+        e *= eta
+    return out
+
+
+def stop_rule(primary: str, rising: bool, hints: Hints, *, stop_early: bool = True, min_epochs: int = 3,
+              halving: tuple[int, list[int]] | None = None) -> Callable[[list[dict[str, float]]], str | None]:
+    """The trainer's `stop_when`: after each epoch, a reason to stop the candidate, or None. `halving`:
+    (eta, rung epochs) for successive halving against the study's other candidates."""
     from edgenas.train.curve import fit_learning_curve
 
     def stop_when(history: list[dict[str, float]]) -> str | None:
         points = [(h["epoch"], h[primary]) for h in history if primary in h]
         if not points:
             return None
-        if hints.should_prune is not None and hints.should_prune(int(points[-1][0]), float(points[-1][1])):
+        epoch, value = int(points[-1][0]), float(points[-1][1])
+        if hints.should_prune is not None and hints.should_prune(epoch, value):
             return "pruned by the study's pruner"
+        if halving is not None and epoch in halving[1] and hints.rung_peers is not None:
+            peers = hints.rung_peers(epoch)
+            if hints.record_rung is not None:
+                hints.record_rung(epoch, value)
+            if not survives_rung(primary, value, hints, peers, halving[0]):
+                return f"successive halving at epoch {epoch}: not in the best 1/{halving[0]} of its rung"
         if not stop_early or len(points) < min_epochs:
             return None
         fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=rising)
@@ -152,6 +200,13 @@ class ProxyEvaluator(_TaskEvaluator):
         return {self.opts.proxy: value}
 
 
+class _Halving(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eta: int = Field(3, ge=2)  # keep the best 1/eta at each rung
+    first: int = Field(1, ge=1)  # the first rung's epochs; then first * eta, first * eta^2, ... below epochs
+
+
 class _TrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -159,6 +214,7 @@ class _TrainOptions(BaseModel):
     seed: int | None = None
     stop_early: bool = True  # stop candidates that cannot reach the front (see the module docstring)
     min_epochs: int = Field(3, ge=1)  # evaluations before the learning curve may stop a candidate
+    halving: _Halving | None = None  # successive halving across the study's candidates (see the docstring)
 
 
 class TrainEvaluator(_TaskEvaluator):
@@ -177,7 +233,7 @@ class TrainEvaluator(_TaskEvaluator):
 
     def fingerprint(self) -> str:
         return f"train:{sorted(self.recipe.model_dump().items())}:{sorted(self.task.describe().items())}:" \
-               f"{self.opts.stop_early}:{self.opts.min_epochs}"
+               f"{self.opts.stop_early}:{self.opts.min_epochs}:{self.opts.halving}"
 
     def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
         return self.evaluate_with(genotype, Hints())
@@ -195,8 +251,12 @@ class TrainEvaluator(_TaskEvaluator):
         module = GraphModule(graph)
         identity = {"space_key": self.ctx.space.space_key, "arch_id": genotype.arch_id, "genotype": str(genotype)}
         with tempfile.TemporaryDirectory(prefix="edgenas-train-") as tmp:
+            halving = None
+            if self.opts.halving is not None:
+                h = self.opts.halving
+                halving = (h.eta, rungs(h.first, h.eta, self.recipe.epochs))
             rule = stop_rule(self.task.primary, self.task.higher_is_better, hints, stop_early=self.opts.stop_early,
-                             min_epochs=self.opts.min_epochs)
+                             min_epochs=self.opts.min_epochs, halving=halving)
             trainer = Trainer(module, self.task, self._data, self.recipe, Path(tmp), identity=identity,
                               stop_when=rule)
             result = trainer.run()

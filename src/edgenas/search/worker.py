@@ -31,6 +31,7 @@ from edgenas.search.study import RECORD_ATTR, SearchSetup, make_strategy, name_m
 from edgenas.space.genotype import Genotype
 
 ProgressFn = Callable[[int, int, Any], None]  # (COMPLETE trials in the study, target, the finished FrozenTrial)
+RUNG_ATTR = "rung_"  # trial user attrs of successive halving: rung_<epoch> = value, rung_known = cheap metrics
 SEED_STRIDE = 1_000_003  # session k of a study samples with seed + k * SEED_STRIDE (k = 0: the seed itself)
 
 
@@ -126,8 +127,24 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
             def prune(step: int, value: float) -> bool:
                 trial.report(value, step)
                 return trial.should_prune()
+        def record_rung(step: int, value: float) -> None:
+            if f"{RUNG_ATTR}known" not in trial.user_attrs:
+                trial.set_user_attr(f"{RUNG_ATTR}known", {k: v for k, v in known.items()
+                                                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            trial.set_user_attr(f"{RUNG_ATTR}{step}", float(value))
+
+        def rung_peers(step: int) -> list[dict[str, float]]:
+            from optuna.trial import TrialState
+
+            peers = []
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)):
+                value = t.user_attrs.get(f"{RUNG_ATTR}{step}")
+                if t.number != trial.number and value is not None:
+                    peers.append({**t.user_attrs.get(f"{RUNG_ATTR}known", {}), "value": float(value)})
+            return peers
+
         return Hints(known=dict(known), objectives=objectives, front=front, prefix=stage.prefix,
-                     should_prune=prune)
+                     should_prune=prune, record_rung=record_rung, rung_peers=rung_peers)
 
     def measure_for(trial: optuna.Trial) -> Callable[[Stage, Genotype, Mapping[str, Any]], StageResult]:
         def measure(stage: Stage, g: Genotype, known: Mapping[str, Any]) -> StageResult:
