@@ -123,17 +123,33 @@ class MeasurementCache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Measurement]:
         """The cached subset of `keys`, in few queries."""
-        keys = list(dict.fromkeys(keys))
         out: dict[str, Measurement] = {}
+        for key, body in self._select_in("SELECT key, body FROM measurements WHERE key", keys):
+            m = self._decode(body)
+            if m is not None:
+                out[key] = m
+        return out
+
+    def _select_in(self, query: str, keys: Iterable[str]) -> Iterable[tuple]:
+        """Rows of `query IN (keys)`, chunked under SQLite's variable limit."""
+        keys = list(dict.fromkeys(keys))
         db = self._conn()
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, body in db.execute(f"SELECT key, body FROM measurements WHERE key IN ({marks})", chunk):
-                m = self._decode(body)
-                if m is not None:
-                    out[key] = m
-        return out
+            yield from db.execute(f"{query} IN ({','.join('?' * len(chunk))})", chunk)
+
+    def _replace(self, table: str, rows: list[tuple]) -> None:
+        """INSERT OR REPLACE `rows` into `table` in one transaction."""
+        if not rows:
+            return
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def put(self, key: str, measurement: Measurement) -> bool:
         """Store (replacing any older row); False when the measurement must not be cached."""
@@ -142,50 +158,27 @@ class MeasurementCache:
     def put_many(self, items: Iterable[tuple[str, Measurement]]) -> int:
         """Store several in one transaction; returns how many were cacheable and stored."""
         rows = [(k, m.status, self._encode(m), time.time()) for k, m in items if cacheable(m)]
-        if not rows:
-            return 0
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?)", rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        self._replace("measurements", rows)
         return len(rows)
 
     # ---- the model memo: what a model's bytes hash to, without writing them again -------------------
     def get_models(self, fingerprints: Iterable[str]) -> dict[str, tuple[bytes, dict]]:
         """fingerprint -> (model digest, figures) for the known subset of `fingerprints` (see
         `tflite.writer.model_fingerprint`): a cached row then costs a lookup, not a model build."""
-        fps = list(dict.fromkeys(fingerprints))
         out: dict[str, tuple[bytes, dict]] = {}
-        db = self._conn()
-        for i in range(0, len(fps), _CHUNK):
-            chunk = fps[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for fp, digest, figures in db.execute(
-                    f"SELECT fingerprint, digest, figures FROM models WHERE fingerprint IN ({marks})", chunk):
-                try:
-                    out[fp] = (bytes(digest), json.loads(figures))
-                except ValueError:
-                    continue  # a damaged row: a miss, rewritten by the next build
+        for fp, digest, figures in self._select_in("SELECT fingerprint, digest, figures FROM models WHERE fingerprint",
+                                                   fingerprints):
+            try:
+                out[fp] = (bytes(digest), json.loads(figures))
+            except ValueError:
+                continue  # a damaged row: a miss, rewritten by the next build
         return out
 
     def put_models(self, items: Iterable[tuple[str, bytes, dict]]) -> None:
         """Store (fingerprint, model digest, figures) rows in one transaction."""
         now = time.time()
-        rows = [(fp, digest, json.dumps(figures, sort_keys=True), now) for fp, digest, figures in items]
-        if not rows:
-            return
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)", rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        self._replace("models", [(fp, digest, json.dumps(figures, sort_keys=True), now)
+                                 for fp, digest, figures in items])
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
