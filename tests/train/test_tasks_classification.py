@@ -3,6 +3,7 @@ config errors of the task section."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -18,6 +19,12 @@ from edgenas.train.tasks.classification import digits_arrays, render_digits_hard
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGENAS_DATA_CACHE", str(tmp_path / "cache"))
+
+
+def assert_close(a, b, *, atol: float = 1e-5, rtol: float = 1.3e-6) -> None:
+    """torch.testing.assert_close's float32 tolerances, without its first-call import of torch.distributed
+    (seconds)."""
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
 
 
 def test_digits_resized_and_split():
@@ -39,7 +46,7 @@ def test_digits_resized_and_split():
         i0 = min(int(np.floor(pos)), 6)
         a[o, i0], a[o, i0 + 1] = 1 - (pos - i0), pos - i0
     expected = torch.from_numpy(a @ images[va[5]] @ a.T).float() * 2 - 1
-    torch.testing.assert_close(d.val[5][0][0], expected, atol=1 / 127.5, rtol=0)  # uint8 rounding
+    assert_close(d.val[5][0][0], expected, atol=1 / 127.5, rtol=0)  # uint8 rounding
     again = make_task({"type": "digits"}, source=None, input_channels=1).data((16, 16), seed=9)
     assert torch.equal(again.val[5][0], d.val[5][0])  # data_seed 0 fixes the split
 
@@ -49,6 +56,7 @@ def test_digits_hard_cached_reproducible_and_disjoint(tmp_path):
                      input_channels=1)
     d = task.data((32, 32), seed=0)
     assert len(d.train) == 30 and len(d.val) == 10 and d.train[0][0].shape == (1, 32, 32)
+    json.dumps(d.description)  # written next to every run
     assert len(list((tmp_path / "cache").glob("digits-hard-*.npz"))) == 2
     d2 = make_task({"type": "digits-hard", "train_samples": 30, "val_samples": 10}, source=None,
                    input_channels=1).data((32, 32), seed=5)
@@ -87,7 +95,7 @@ def test_npz_task(tmp_path):
     d = task.data((12, 10), seed=0)
     assert len(d.train) == 15 and len(d.val) == 5 and task.num_classes == 4
     tr, _ = seeded_split(20, 0.25, 0)
-    torch.testing.assert_close(d.train[0][0], torch.from_numpy(x[tr[0]]).permute(2, 0, 1).float() / 127.5 - 1)
+    assert_close(d.train[0][0], torch.from_numpy(x[tr[0]]).permute(2, 0, 1).float() / 127.5 - 1)
     # float data in [0, 1], explicit validation arrays, grey images
     np.savez(tmp_path / "f.npz", x=rng.uniform(0, 1, (6, 8, 8)).astype(np.float32), y=np.zeros(6, np.int64),
              x_val=np.ones((2, 8, 8), np.float32), y_val=np.array([0, 1]))
@@ -142,7 +150,7 @@ def test_folder_task(tmp_path):
     assert len(d.train) == 12 and len(d.val) == 2
     x, y = d.train[0]  # ant/0.png: value 40 * 1 + 0 in every channel
     assert int(y) == 0 and x.shape == (3, 5, 6)
-    torch.testing.assert_close(x, torch.full((3, 5, 6), 40 / 127.5 - 1))
+    assert_close(x, torch.full((3, 5, 6), 40 / 127.5 - 1))
     assert [int(d.val[i][1]) for i in range(2)] == [0, 1]
     _image_folder(tmp_path / "grey", ["a", "b"], mode="L")
     g = make_task({"type": "folder", "path": str(tmp_path / "grey"), "val_fraction": 0.5}, source=None,

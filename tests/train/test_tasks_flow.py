@@ -3,6 +3,8 @@ nothing is occluded), its cache, and the loss / metrics against hand-computed va
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,12 @@ CLEAN = synth.SynthSettings(noise=0.0, blur=0.0, brightness=0.0)
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGENAS_DATA_CACHE", str(tmp_path / "cache"))
+
+
+def assert_close(a, b, *, atol: float = 1e-5, rtol: float = 1.3e-6) -> None:
+    """torch.testing.assert_close's float32 tolerances, without its first-call import of torch.distributed
+    (seconds)."""
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
 
 
 def _bilinear_np(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -72,6 +80,15 @@ def test_frame2_is_rendered_not_warped():
     assert s.frame1.dtype == np.float32 and s.flow.shape == (48, 64, 2)
 
 
+def test_same_scenes_at_every_resolution():
+    """A seed draws the same scene at any size: flow doubles with the image, layers cover the same share."""
+    for i in range(3):
+        small = synth.render_pair(synth.sample_rng(0, 0, i), (24, 32), synth.SynthSettings())
+        big = synth.render_pair(synth.sample_rng(0, 0, i), (48, 64), synth.SynthSettings())
+        assert np.abs(big.flow).mean() == pytest.approx(2 * np.abs(small.flow).mean(), rel=0.05)
+        assert (big.labels1 > 0).mean() == pytest.approx((small.labels1 > 0).mean(), abs=0.03)
+
+
 def test_same_seed_same_data_and_splits_differ():
     a = synth.generate((16, 20), 3, 5, synth.SynthSettings())
     b = synth.generate((16, 20), 3, 5, synth.SynthSettings())
@@ -100,8 +117,9 @@ def test_task_data_cached_atomically(tmp_path):
     seen.clear()
     d2 = task.data((16, 24), seed=123, progress=lambda done, total: seen.append((done, total)))  # data_seed 0
     assert not seen and mtimes == {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
-    torch.testing.assert_close(d2.train[3][0], d.train[3][0])
+    assert_close(d2.train[3][0], d.train[3][0])
     assert d.description["train"]["cache_file"] in files
+    json.dumps(d.description)  # written next to every run
 
 
 def test_unreadable_cache_file_is_rebuilt(tmp_path):
@@ -109,7 +127,7 @@ def test_unreadable_cache_file_is_rebuilt(tmp_path):
     first = task.data((16, 16), seed=0).train[1][0]
     for p in (tmp_path / "cache").iterdir():
         p.write_bytes(b"truncated")
-    torch.testing.assert_close(task.data((16, 16), seed=0).train[1][0], first)
+    assert_close(task.data((16, 16), seed=0).train[1][0], first)
 
 
 def test_data_seed_none_follows_run_seed():
@@ -136,8 +154,8 @@ def test_loss_and_epe_hand_computed():
     head0 = torch.full((1, 2, 1, 1), 4.0)
     head0[:, 1] = 0.0  # truth 4 * 1/4 = 1 -> EPE 3
     outputs = (head0, head1, head2)
-    torch.testing.assert_close(downsample_target(target, (2, 2))[0, 0], torch.full((2, 2), 2.0))
-    torch.testing.assert_close(downsample_target(target, (1, 1))[0, :, 0, 0], torch.tensor([1.0, 0.0, 1.0]))
+    assert_close(downsample_target(target, (2, 2))[0, 0], torch.full((2, 2), 2.0))
+    assert_close(downsample_target(target, (1, 1))[0, :, 0, 0], torch.tensor([1.0, 0.0, 1.0]))
     assert multiscale_loss(outputs, target).item() == pytest.approx(3.0 + 0.75 + 4.0)
     assert multiscale_loss(outputs, target, [0.5, 1.0, 2.0]).item() == pytest.approx(1.5 + 0.75 + 8.0)
     sums = flow_metric_sums(head2, target)

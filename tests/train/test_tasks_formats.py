@@ -23,6 +23,12 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGENAS_DATA_CACHE", str(tmp_path / "cache"))
 
 
+def assert_close(a, b, *, atol: float = 1e-5, rtol: float = 1.3e-6) -> None:
+    """torch.testing.assert_close's float32 tolerances, without its first-call import of torch.distributed
+    (seconds)."""
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
+
+
 # ---- fixture writers, from the specifications ----------------------------------------------------------
 
 
@@ -196,7 +202,7 @@ def test_list_file_task_native_and_resized(tmp_path):
     d = task.data((16, 20), seed=0)
     x, t = d.train[0]
     frame1 = np.array(Image.open(data / "0_img1.png"))
-    torch.testing.assert_close(x[:3], torch.from_numpy(frame1).permute(2, 0, 1).float() / 127.5 - 1)
+    assert_close(x[:3], torch.from_numpy(frame1).permute(2, 0, 1).float() / 127.5 - 1)
     assert torch.all(t[0] == 2.0) and torch.all(t[1] == -1.0) and torch.all(t[2] == 1.0)
     _, t1 = d.train[1]
     assert t1[2].sum() == 8 * 10 and torch.all(t1[0][t1[2] > 0] == 4.0)  # KITTI: sparse
@@ -206,11 +212,11 @@ def test_list_file_task_native_and_resized(tmp_path):
                      source=str(cfg), input_channels=6).eval_data((8, 10), source=str(data / "train.txt"))
     x, t = half[0]
     assert x.shape == (6, 8, 10)
-    torch.testing.assert_close(t[0], torch.full((8, 10), 1.0))  # flow values scaled with the image
-    torch.testing.assert_close(t[1], torch.full((8, 10), -0.5))
+    assert_close(t[0], torch.full((8, 10), 1.0))  # flow values scaled with the image
+    assert_close(t[1], torch.full((8, 10), -0.5))
     _, t1 = half[1]
     assert torch.all(t1[2] == 1.0)  # every 2x2 cell holds one measured vector
-    torch.testing.assert_close(t1[:2], torch.tensor([2.0, 4.0]).view(2, 1, 1).expand(2, 8, 10))
+    assert_close(t1[:2], torch.tensor([2.0, 4.0]).view(2, 1, 1).expand(2, 8, 10))
 
 
 def test_list_file_errors(tmp_path):

@@ -30,18 +30,20 @@ def bilinear(img: np.ndarray, y: np.ndarray, x: np.ndarray, *, mode: str = "mirr
     else:
         ys0, ys1 = np.clip(y0, 0, h - 1), np.clip(y1, 0, h - 1)
         xs0, xs1 = np.clip(x0, 0, w - 1), np.clip(x1, 0, w - 1)
-    top = img[ys0, xs0] * (1 - fx) + img[ys0, xs1] * fx
-    bot = img[ys1, xs0] * (1 - fx) + img[ys1, xs1] * fx
-    out = top * (1 - fy) + bot * fy
-    if mode == "zero":
-        # Each of the four taps counts only if it lies inside the image.
-        def inside(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-            return ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w))[..., None]
-
-        zt = img[ys0, xs0] * inside(y0, x0) * (1 - fx) + img[ys0, xs1] * inside(y0, x1) * fx
-        zb = img[ys1, xs0] * inside(y1, x0) * (1 - fx) + img[ys1, xs1] * inside(y1, x1) * fx
-        out = zt * (1 - fy) + zb * fy
-    return out
+    flat = img.reshape(h * w, -1)
+    r0, r1 = ys0 * w, ys1 * w
+    v00, v01 = np.take(flat, r0 + xs0, axis=0), np.take(flat, r0 + xs1, axis=0)
+    v10, v11 = np.take(flat, r1 + xs0, axis=0), np.take(flat, r1 + xs1, axis=0)
+    if mode == "zero":  # each of the four taps counts only if it lies inside the image
+        iny0, iny1 = (y0 >= 0) & (y0 < h), (y1 >= 0) & (y1 < h)
+        inx0, inx1 = (x0 >= 0) & (x0 < w), (x1 >= 0) & (x1 < w)
+        v00 = v00 * (iny0 & inx0)[..., None]
+        v01 = v01 * (iny0 & inx1)[..., None]
+        v10 = v10 * (iny1 & inx0)[..., None]
+        v11 = v11 * (iny1 & inx1)[..., None]
+    top = v00 + (v01 - v00) * fx
+    bot = v10 + (v11 - v10) * fx
+    return top + (bot - top) * fy
 
 
 def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:

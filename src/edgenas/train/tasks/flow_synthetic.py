@@ -10,12 +10,15 @@ Then a blur (same sigma in both frames), a per-frame brightness gain and Gaussia
 
 Textures: photographs shipped in scikit-image's wheel (`skimage.data`, the ones that load without a
 download), with random channel order or a random two-colour tint for grey ones, and procedural ones
-(smooth colour noise, stripes, soft checkers). Photos are blurred slightly so that bilinear resampling is
-close to exact (the independent-truth test relies on it).
+(smooth colour noise, stripes, soft checkers). Photos are seen through a pyramid (the level whose texels
+are about one pixel), slightly blurred, so that bilinear resampling is close to exact (the
+independent-truth test relies on it).
 
-Motion magnitudes are fractions of the image width, so a dataset has the same statistics at every
-resolution. Each sample draws from its own generator seeded by (version, seed, split, index): the same seed
-gives the same data, in any order, and the train and validation splits never share a sample.
+Every size and motion is a fraction of the image size and the random draws do not depend on the
+resolution, so a seed gives the SAME scenes at every resolution (flow scaled with the image): a network
+trained at one resolution can be evaluated on the very same validation scenes at another. Each sample
+draws from its own generator seeded by (version, seed, split, index): the same seed gives the same data, in
+any order, and the train and validation splits never share a sample.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from scipy.ndimage import gaussian_filter
 
 from edgenas.train.tasks._image import bilinear
 
-VERSION = 1  # bump whenever the samples a seed gives change (it is part of the cache key)
+VERSION = 2  # bump whenever the samples a seed gives change (it is part of the cache key)
 
 # skimage.data images bundled in the wheel (checked to load offline; the others need `pooch` and a network).
 PHOTOS = (
@@ -204,7 +207,7 @@ def _layers(rng: np.random.Generator, h: int, w: int, s: SynthSettings) -> list[
             rot, scl = s.max_rotation / 4, s.max_scale / 2
         else:
             cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-            r = rng.uniform(0.1, 0.35) * min(h, w)
+            r = rng.uniform(0.12, 0.4) * min(h, w)
             aspect = rng.uniform(0.5, 1.0)
             place = _affine(cx, cy, rng.uniform(0, 2 * math.pi), r, r * aspect)
             if rng.uniform() < 0.5:
