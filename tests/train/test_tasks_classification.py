@@ -225,9 +225,9 @@ def test_plugin_task(tmp_path, monkeypatch):
         make_task({"type": "plugin", "entry": "my_plugin_tasks:not_a_task"}, source=src, input_channels=2)
     with pytest.raises(ConfigError, match=r"s\.yaml: task\.value: must be positive"):
         make_task({"type": "plugin", "entry": "my_plugin_tasks:complains"}, source=src, input_channels=2)
-    with pytest.raises(ConfigError, match=r"task\.entry: module 'my_plugin_tasks' has no 'nope'"):
+    with pytest.raises(ConfigError, match=r"task\.entry: plug-in module 'my_plugin_tasks' has no 'nope'"):
         make_task({"type": "plugin", "entry": "my_plugin_tasks:nope"}, source=src, input_channels=2)
-    with pytest.raises(ConfigError, match=r"task\.entry: cannot import module 'no_such_module_xyz'"):
+    with pytest.raises(ConfigError, match=r"task\.entry: cannot import plug-in module 'no_such_module_xyz'"):
         make_task({"type": "plugin", "entry": "no_such_module_xyz:make"}, source=src, input_channels=2)
     with pytest.raises(ConfigError, match=r"task\.entry: must look like 'module:function'"):
         make_task({"type": "plugin", "entry": "my_plugin_tasks"}, source=src, input_channels=2)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgenas.errors import ConfigError
+from edgenas.sections import field_path
 
 Direction = Literal["max", "min"]
 _DIRECTION_ALIASES = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min",
@@ -71,13 +72,6 @@ class SearchSection(BaseModel):
         return self.grace_period or 3 * self.heartbeat_interval
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = "search"
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def parse_search_section(data: Any, source: str) -> SearchSection:
     """Validate the raw mapping; every failure is one ConfigError naming the file and field."""
     if not data:
@@ -91,7 +85,7 @@ def parse_search_section(data: Any, source: str) -> SearchSection:
         return SearchSection.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        field = _field_path(tuple(err["loc"]))
+        field = field_path("search", tuple(err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             parent = SearchSection if len(err["loc"]) == 1 else ObjectiveSpec

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgenas.errors import ConfigError
+from edgenas.sections import field_path
 from edgenas.train.tasks.base import Task
 
 Factory = Callable[[Any, "TaskContext"], Task]
@@ -48,13 +49,11 @@ def register_task(type_name: str, settings: type[BaseModel], factory: Factory, d
     _TYPES[type_name] = TaskType(settings, factory, doc)
 
 
-ENTRY_POINT_GROUP = "edgenas.tasks"  # installed packages register task types here: name = module:function
-
-
 def _registered() -> dict[str, Any]:
-    from importlib import metadata
+    """Task types installed packages register (entry-point group `edgenas.tasks`), not shadowing built-ins."""
+    from edgenas.plugins import TASKS, registered
 
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name not in _TYPES}
+    return {name: ep for name, ep in registered(TASKS).items() if name not in _TYPES}
 
 
 def task_types() -> list[str]:
@@ -62,19 +61,12 @@ def task_types() -> list[str]:
     return sorted({*_TYPES, *_registered()})
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = "task"
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def _validate(model: type[BaseModel], raw: Mapping[str, Any], source: str | None) -> BaseModel:
     try:
         return model.model_validate(dict(raw))
     except ValidationError as e:
         err = e.errors()[0]
-        field = _field_path(tuple(err["loc"]))
+        field = field_path("task", tuple(err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown field for task type {raw.get('type')!r}; allowed: {', '.join(model.model_fields)}"

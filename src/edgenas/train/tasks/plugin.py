@@ -24,31 +24,17 @@ an `edgenas.train.tasks.Task`. Example::
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any
 
 from edgenas.errors import ConfigError
+from edgenas.plugins import load_entry
 from edgenas.train.tasks.base import Task
-
-
-def load_entry(entry: str, *, source: str | None, field: str = "task.entry") -> Any:
-    """The object `module:attr` names (attr may be dotted)."""
-    module_name, _, attr = entry.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name.strip())
-    except ImportError as e:
-        raise ConfigError(f"cannot import module {module_name.strip()!r} ({e})", source=source, field=field) from None
-    for part in attr.strip().split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"module {module_name.strip()!r} has no {attr.strip()!r}", source=source, field=field)
-        obj = getattr(obj, part)
-    return obj
 
 
 def load_plugin_task(entry: str, settings: dict[str, Any], ctx: Any, *, field: str = "task.entry") -> Task:
     """Call the plug-in's function and check that it returned a Task."""
-    fn = load_entry(entry, source=ctx.source, field=field)
+    fn = load_entry(entry.strip(), source=ctx.source, field=field)
     if not callable(fn):
         raise ConfigError(f"{entry!r} is not a function", source=ctx.source, field=field)
     kwargs: dict[str, Any] = {}
