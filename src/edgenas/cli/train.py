@@ -62,7 +62,11 @@ def train(
     check_run_dir(out_dir, resume=resume)  # before anything is shown or computed
     primary = c.task.primary
     with _progress_bar("train") as bar:
+        data_id = bar.add_task("data", total=None, epoch="data", loss="-", metric="", visible=False)
         task_id = bar.add_task("train", total=None, epoch="-", loss="-", metric="", visible=progress)
+
+        def on_data(done: int, total: int) -> None:  # data generated (or read) for the first time
+            bar.update(data_id, total=total, completed=done, visible=progress and done < total)
 
         def on_progress(p: Any) -> None:
             metric = "" if p.metric is None else f"{primary} {p.metric:.4g}"
@@ -70,7 +74,7 @@ def train(
                        epoch=f"{min(p.epoch + 1, p.epochs)}/{p.epochs}", loss=f"{p.loss:.4g}", metric=metric)
 
         result = train_candidate(c, out_dir, resume=resume, on_progress=on_progress if progress else None,
-                                 on_data=lambda msg: err.print(f"{msg} ...") if progress else None)
+                                 on_data=on_data)
     best = "-" if result.best_metric is None else f"{result.best_metric:.4g}"
     stop = " (stopped early)" if result.stopped_early else ""
     curve = ""

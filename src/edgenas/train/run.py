@@ -21,7 +21,7 @@ from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace, load_space
 from edgenas.train.builder import GraphModule
 from edgenas.train.recipe import TrainRecipe, parse_train_section
-from edgenas.train.tasks.base import Task
+from edgenas.train.tasks.base import DataProgress, Task
 from edgenas.train.trainer import BEST, CHECKPOINT, Progress, Trainer, TrainResult, device_for_training
 
 RUN_FILE = "run.json"
@@ -109,7 +109,7 @@ def check_run_dir(out_dir: Path, *, resume: bool) -> None:
 
 def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
                     on_progress: Callable[[Progress], None] | None = None,
-                    on_data: Callable[[str], None] | None = None) -> TrainResult:
+                    on_data: DataProgress | None = None) -> TrainResult:
     """Train (or resume) one candidate into `out_dir`: checkpoint.pt, best.pt and run.json."""
     out_dir = Path(out_dir)
     check_run_dir(out_dir, resume=resume)
@@ -118,9 +118,7 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
         torch.set_num_threads(r.threads)
     torch.manual_seed(r.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    if on_data:
-        on_data("preparing data")
-    data = c.task.data(c.resolution, seed=r.seed)
+    data = c.task.data(c.resolution, seed=r.seed, progress=on_data)
     torch.manual_seed(r.seed)  # the same initial weights whatever the data preparation drew
     module = GraphModule(c.graph())
     device = device_for_training()

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from torch import Tensor
 from torch.utils.data import Dataset
+
+
+DataProgress = Callable[[int, int], None]  # (done, total) while data are generated or read
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,13 @@ class Task(ABC):
     higher_is_better: bool = False
 
     @abstractmethod
-    def data(self, resolution: tuple[int, int], *, seed: int) -> TaskData:
-        """Training and validation sets at `resolution` (H, W). The same seed gives the same data."""
+    def data(self, resolution: tuple[int, int], *, seed: int, progress: DataProgress | None = None) -> TaskData:
+        """Training and validation sets at `resolution` (H, W). The same seed gives the same data.
+        `progress(done, total)` is called while data are generated or read (long the first time)."""
 
     @abstractmethod
-    def eval_data(self, resolution: tuple[int, int], *, source: str | None = None) -> Dataset:
+    def eval_data(self, resolution: tuple[int, int], *, source: str | None = None,
+                  progress: DataProgress | None = None) -> Dataset:
         """A dataset to measure a trained network on (`edgenas evaluate --data`): `source` names one the
         task knows (a file list, a folder), None the task's own validation set, at `resolution`."""
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import zipfile
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,8 @@ from torch.utils.data import Dataset
 from edgenas.errors import ConfigError
 from edgenas.train.tasks._cache import cache_name, cached_arrays
 from edgenas.train.tasks._image import bilinear, resize_images
-from edgenas.train.tasks.base import Task, TaskData
+from edgenas.train.tasks.base import DataProgress, Task, TaskData
 
-Progress = Callable[[int, int], None]
 DIGITS_HARD_VERSION = 2  # bump whenever the samples a seed gives change (part of the cache key)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
 
@@ -93,10 +91,10 @@ class ClassificationTask(Task):
         self.val_fraction = val_fraction
 
     def _arrays(self, resolution: tuple[int, int], seed: int,
-                progress: Progress | None) -> tuple[ClassArrays, ClassArrays, dict[str, Any]]:
+                progress: DataProgress | None) -> tuple[ClassArrays, ClassArrays, dict[str, Any]]:
         raise NotImplementedError
 
-    def data(self, resolution: tuple[int, int], *, seed: int, progress: Progress | None = None) -> TaskData:
+    def data(self, resolution: tuple[int, int], *, seed: int, progress: DataProgress | None = None) -> TaskData:
         """`data_seed` (when set) fixes the split and generated samples whatever the run's seed."""
         dseed = seed if self.data_seed is None else self.data_seed
         train, val, desc = self._arrays(resolution, dseed, progress)
@@ -104,7 +102,7 @@ class ClassificationTask(Task):
                                      "train_samples": len(train), "val_samples": len(val), **desc})
 
     def eval_data(self, resolution: tuple[int, int], *, source: str | None = None,
-                  progress: Progress | None = None) -> Dataset:
+                  progress: DataProgress | None = None) -> Dataset:
         """`source`: None (the validation set), an .npz file (its `x`, `y`) or an image folder."""
         if source is None:
             seed = 0 if self.data_seed is None else self.data_seed
@@ -226,7 +224,7 @@ class DigitsHardTask(ClassificationTask):
         self.clutter, self.noise = clutter, noise
 
     def _generate(self, resolution: tuple[int, int], count: int, seed: int, split: int, pool: np.ndarray,
-                  images: np.ndarray, labels: np.ndarray, progress: Progress | None) -> dict[str, np.ndarray]:
+                  images: np.ndarray, labels: np.ndarray, progress: DataProgress | None) -> dict[str, np.ndarray]:
         h, w = resolution
         x = np.empty((count, h, w, 1), dtype=np.uint8)
         y = np.empty(count, dtype=np.int64)
@@ -398,7 +396,7 @@ class ImageFolder:
         return 1
 
     def load(self, resolution: tuple[int, int], files: list[tuple[Path, int]], channels: int,
-             progress: Progress | None = None) -> ClassArrays:
+             progress: DataProgress | None = None) -> ClassArrays:
         from PIL import Image, UnidentifiedImageError
 
         h, w = resolution

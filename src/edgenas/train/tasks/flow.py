@@ -29,7 +29,7 @@ native scale, flow values unchanged; the files must be at least that large). Fil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,9 @@ from edgenas.errors import ConfigError
 from edgenas.train.tasks import flow_synthetic as synth
 from edgenas.train.tasks._cache import cache_name, cached_arrays
 from edgenas.train.tasks._image import center_crop, resize_flow, resize_images
-from edgenas.train.tasks.base import Task, TaskData
+from edgenas.train.tasks.base import DataProgress, Task, TaskData
 from edgenas.train.tasks.flow_formats import read_pair, read_pair_list
 
-Progress = Callable[[int, int], None]
 SPLIT_TRAIN, SPLIT_VAL = 0, 1
 
 
@@ -75,7 +74,7 @@ class FlowArrays(Dataset):
 
 
 def synthetic_set(resolution: tuple[int, int], count: int, seed: int, settings: synth.SynthSettings, split: int,
-                  progress: Progress | None = None) -> tuple[FlowArrays, str]:
+                  progress: DataProgress | None = None) -> tuple[FlowArrays, str]:
     """A cached synthetic set and its cache file name."""
     kind = "flow-synth-train" if split == SPLIT_TRAIN else "flow-synth-val"
     name = cache_name(kind, synth.VERSION, resolution, seed, count, settings.as_dict())
@@ -85,7 +84,7 @@ def synthetic_set(resolution: tuple[int, int], count: int, seed: int, settings: 
 
 
 def file_set(list_path: str | Path, resolution: tuple[int, int], fit: str,
-             progress: Progress | None = None) -> FlowArrays:
+             progress: DataProgress | None = None) -> FlowArrays:
     """The samples of a `frame1 frame2 flow` list file at `resolution` (see the module docstring)."""
     pairs = read_pair_list(list_path)
     h, w = resolution
@@ -178,7 +177,7 @@ class FlowTask(Task):
         self.synthetic = synthetic or synth.SynthSettings()
 
     def _set(self, which: str, resolution: tuple[int, int], seed: int,
-             progress: Progress | None) -> tuple[Dataset, dict[str, Any]]:
+             progress: DataProgress | None) -> tuple[Dataset, dict[str, Any]]:
         spec = self.train_data if which == "train" else self.val_data
         if spec == "synthetic":
             count = self.train_samples if which == "train" else self.val_samples
@@ -189,7 +188,7 @@ class FlowTask(Task):
         ds = file_set(spec, resolution, self.fit, progress)
         return ds, {"source": str(spec), "fit": self.fit, "samples": len(ds)}
 
-    def data(self, resolution: tuple[int, int], *, seed: int, progress: Progress | None = None) -> TaskData:
+    def data(self, resolution: tuple[int, int], *, seed: int, progress: DataProgress | None = None) -> TaskData:
         """Training and validation sets. `data_seed` (when set) fixes the synthetic data whatever the run's
         seed; `progress(done, total)` is called while a set is generated or read."""
         dseed = seed if self.data_seed is None else self.data_seed
@@ -199,7 +198,7 @@ class FlowTask(Task):
         return TaskData(train, val, desc)
 
     def eval_data(self, resolution: tuple[int, int], *, source: str | None = None,
-                  progress: Progress | None = None) -> Dataset:
+                  progress: DataProgress | None = None) -> Dataset:
         """`source`: None (the task's validation set), 'synthetic' (the synthetic validation set) or a list
         file of `frame1 frame2 flow` lines."""
         seed = 0 if self.data_seed is None else self.data_seed
