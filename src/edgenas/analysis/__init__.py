@@ -1,6 +1,17 @@
 """Analysis of sweeps: pure functions over measurements (no I/O, no text). `analyse` builds a `Study`,
 which `edgenas.report` renders."""
 
+from edgenas.analysis.accuracy import (
+    AccuracyStudy,
+    Budget,
+    Comparison,
+    FactorComparison,
+    FactorEntry,
+    Noise,
+    TrainedDesign,
+    accuracy_study,
+    pareto_front,
+)
 from edgenas.analysis.anomalies import (
     ANOMALY_KINDS,
     DESIGN_KINDS,
@@ -39,11 +50,12 @@ from edgenas.analysis.settings import SETTING_KEYS, StudySettings, settings_from
 from edgenas.analysis.study import ProfileInfo, Study, SweepSummary, analyse, resolve_settings
 
 __all__ = [
-    "ANOMALY_KINDS", "DESIGN_KINDS", "POOLS", "SCENARIOS", "SETTING_KEYS",
-    "Anomalies", "Anomaly", "CheaperVariant", "ChoiceRanking", "ChoiceSpace", "CompileFailed", "CpuFallback",
-    "CpuLayer", "CycleBreakdown", "Design", "DominantOp", "ExcludedValue", "Exclusion", "FpsCliff", "KeyResults",
-    "KeyRow", "LayerShift", "LiveTensor", "Matrix", "MinSram", "MinSramEntry", "OffchipBound", "OffchipLayer",
-    "OverMemory", "OverheadPoint", "ProfileInfo", "ProfileSram", "RankEntry", "Recommendation", "ReducedSpace",
-    "Scenario", "Share", "SramOverhead", "Study", "StudySettings", "SweepSummary", "WeightLayer",
-    "analyse", "resolve_settings", "settings_from_mapping",
+    "ANOMALY_KINDS", "DESIGN_KINDS", "POOLS", "SCENARIOS", "SETTING_KEYS", "AccuracyStudy", "Anomalies", "Anomaly",
+    "Budget", "CheaperVariant", "ChoiceRanking", "ChoiceSpace", "Comparison", "CompileFailed", "CpuFallback",
+    "CpuLayer", "CycleBreakdown", "Design", "DominantOp", "ExcludedValue", "Exclusion", "FactorComparison",
+    "FactorEntry", "FpsCliff", "KeyResults", "KeyRow", "LayerShift", "LiveTensor", "Matrix", "MinSram",
+    "MinSramEntry", "Noise", "OffchipBound", "OffchipLayer", "OverMemory", "OverheadPoint", "ProfileInfo",
+    "ProfileSram", "RankEntry", "Recommendation", "ReducedSpace", "Scenario", "Share", "SramOverhead", "Study",
+    "StudySettings", "SweepSummary", "TrainedDesign", "WeightLayer", "accuracy_study", "analyse", "pareto_front",
+    "resolve_settings", "settings_from_mapping",
 ]

@@ -47,6 +47,9 @@ class StudySettings:
     """Accuracy-priority pick: largest receptive field among designs within this FPS loss of the fastest."""
     dominant_op_share: float = 0.4
     """An op type taking more than this share of a network's cycles is named as dominating it."""
+    recommended: Mapping[str, tuple[str, ...]] | None = None
+    """Choice -> values whose accuracy the report weighs against their cycles when trained results exist (e.g.
+    the seed's reduced head space); default: the reduced space this study recommends."""
 
 
 # field -> (low, high, low inclusive, high inclusive)
@@ -106,6 +109,18 @@ def settings_from_mapping(d: Mapping[str, Any] | None, *, key_resolution: str | 
                     if not isinstance(k, str) or isinstance(v, (Mapping, list, tuple)) or v is None:
                         raise err(f"{key}.{k}", f"must be a single choice value, got {v!r}")
                 value = {k: str(v) for k, v in value.items()}
+        elif key == "recommended":
+            if value is not None:
+                if not isinstance(value, Mapping) or not value:
+                    raise err(key, "must be a non-empty mapping of choice: [values]")
+                rec: dict[str, tuple[str, ...]] = {}
+                for k, v in value.items():
+                    vs = v if isinstance(v, (list, tuple)) else [v]
+                    if not isinstance(k, str) or not vs or any(isinstance(x, (Mapping, list, tuple)) or x is None
+                                                               for x in vs):
+                        raise err(f"{key}.{k}", f"must be a list of choice values, got {v!r}")
+                    rec[k] = tuple(str(x) for x in vs)
+                value = rec
         elif key == "device_hardware":
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise err(key, f"must be a hardware profile name, got {value!r}")

@@ -7,10 +7,11 @@ nothing, so every number a sentence needs is in here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgenas.analysis.accuracy import AccuracyStudy, accuracy_study
 from edgenas.analysis.anomalies import Anomalies, SramOverhead, detect_anomalies, sram_overheads
 from edgenas.analysis.breakdown import CycleBreakdown, cycle_breakdowns
 from edgenas.analysis.designs import Design, SweepIndex, is_ok
@@ -75,6 +76,7 @@ class Study:
     breakdowns: tuple[CycleBreakdown, ...]  # at the key resolution, key-results order
     min_sram: MinSram | None  # only with several profiles in the sweep
     recommendation: Recommendation
+    accuracy: AccuracyStudy | None = None  # only when trained results are given
 
 
 def resolve_settings(settings: StudySettings, table: SweepTable, *, space: SearchSpace | None = None) -> StudySettings:
@@ -108,6 +110,15 @@ def resolve_settings(settings: StudySettings, table: SweepTable, *, space: Searc
         full = {k: str(v) for k, v in space.default.as_dict().items()}
         full.update(base)
         base = {c: full[c] for c in table.choices if c in full}
+    for k, vs in (settings.recommended or {}).items():
+        if k not in table.choices:
+            raise ConfigError(f"{k!r} is not a choice of the sweep; allowed: {', '.join(table.choices)}",
+                              field=f"report.recommended.{k}")
+        known = {str(r.get(k)) for r in table.rows}
+        for v in vs:
+            if v not in known:
+                raise ConfigError(f"{v!r} is not a value of {k} in the sweep; allowed: {', '.join(sorted(known))}",
+                                  field=f"report.recommended.{k}")
     missing = [c for c in table.choices if c not in base]
     if missing:
         raise ConfigError(f"the baseline must give every choice; missing: {', '.join(missing)}",
@@ -153,9 +164,11 @@ def _summary(index: SweepIndex, layers: LayerTable | None, space: SearchSpace | 
 
 
 def analyse(table: SweepTable, layers: LayerTable | None, settings: StudySettings | None = None, *,
-            space: SearchSpace | None = None, profiles: Mapping[str, HardwareProfile] | None = None) -> Study:
+            space: SearchSpace | None = None, profiles: Mapping[str, HardwareProfile] | None = None,
+            accuracy: Sequence[Mapping[str, Any]] | None = None) -> Study:
     """The study of one sweep. `space` lets the analysis rebuild networks (tensors that do not fit, IR op
-    counts, the space's own lowerings); `profiles` (by the sweep's hardware names) gives device sizes."""
+    counts, the space's own lowerings); `profiles` (by the sweep's hardware names) gives device sizes;
+    `accuracy`: trained results (rows of a run folder's accuracy.csv), which add the accuracy section."""
     profiles = dict(profiles or {})
     s = resolve_settings(settings or StudySettings(), table, space=space)
     hw, res = str(s.device_hardware), str(s.key_resolution)
@@ -168,6 +181,10 @@ def analyse(table: SweepTable, layers: LayerTable | None, settings: StudySetting
     designs = ranked + tuple(d for d in index.designs if d not in ranked)
     overheads = sram_overheads(index, hw, baseline, s)
     anomalies = detect_anomalies(index, s, overheads, baseline=baseline, space=space, profiles=profiles)
+    rec = recommend(index, anomalies, overheads, baseline, s, profiles.get(hw))
+    asked = s.recommended if s.recommended is not None else {c.choice: c.kept for c in rec.reduced_space.choices}
+    acc = accuracy_study(index, accuracy, hardware=hw, key_resolution=res, baseline=baseline, recommended=asked,
+                         recommended_source="study" if s.recommended is None else "config") if accuracy else None
     return Study(
         settings=s,
         summary=_summary(index, layers, space, profiles, hw),
@@ -180,5 +197,6 @@ def analyse(table: SweepTable, layers: LayerTable | None, settings: StudySetting
         sram_overheads=overheads,
         breakdowns=cycle_breakdowns(index, ranked, res, hw, dominant_share=s.dominant_op_share, space=space),
         min_sram=min_sram(index, profiles),
-        recommendation=recommend(index, anomalies, overheads, baseline, s, profiles.get(hw)),
+        recommendation=rec,
+        accuracy=acc,
     )

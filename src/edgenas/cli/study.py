@@ -17,16 +17,29 @@ def study(
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
+    train: bool = typer.Option(False, "--train", help="Also train the candidates that fit the device and add "
+                               "their accuracy to the report (needs a `task:` section; see below)."),
 ) -> None:
     """Sweep a space on its hardware profiles and write the study: report.md, a self-contained report.html,
-    the plots as PNG, and the sweep CSVs."""
+    the plots as PNG, and the sweep CSVs.
+
+    \b
+    --train (needs PyTorch, the `train` extra, and a `task:` section; `train:` is the recipe) then trains,
+    stand-alone, the networks listed in the config's `study: {train: [...]}` section (entries of choice:
+    a value or a list of values, other choices at the default, optional `seeds: [..]` and `over_device:
+    true`; without it, every design), skipping those that do not fit the device at the key resolution. Each goes to RUN/train/<arch_id>-s<seed>/, is
+    evaluated at the training and the key (deployment) resolution, and RUN/accuracy.csv and the report
+    (EPE beside FPS and SRAM, an accuracy section) are refreshed after each. Ctrl-C or SIGTERM stops after
+    a checkpoint; the same command resumes: finished networks are reused, unfinished ones resumed."""
     from edgenas.space.space import load_space
     from edgenas.study import run_study
 
     target = out_dir or Path("runs") / load_space(config).name
     files = run_study(config, target, lang=lang, n_jobs=jobs, cache_path=cache_option(cache, no_cache),
-                      console=err)
-    out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots, sweep {files.csv})")
+                      console=err, train=train)
+    acc = files.out_dir / "accuracy.csv"
+    extra = f", accuracy {acc}" if acc.exists() else ""
+    out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots, sweep {files.csv}{extra})")
 
 
 def report(
@@ -39,11 +52,15 @@ def report(
     lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
     key_resolution: Optional[str] = typer.Option(None, "--key-resolution", help="HxW of the key-results "
                                                  "section (default: the config's, else the middle one)."),
+    accuracy: Optional[Path] = typer.Option(None, "--accuracy", help="Trained results (accuracy.csv of "
+                                            "`edgenas study --train`; default: accuracy.csv beside the sweep CSV, "
+                                            "if there): adds EPE columns and the accuracy section."),
 ) -> None:
-    """Write the study report of an existing sweep."""
+    """Write the study report of an existing sweep (with trained results, when there are some)."""
     from edgenas.study import report_from_csv
 
-    files = report_from_csv(csv, out_dir, config=config, layers=layers, lang=lang, key_resolution=key_resolution)
+    files = report_from_csv(csv, out_dir, config=config, layers=layers, lang=lang, key_resolution=key_resolution,
+                            accuracy=accuracy)
     out.print(f"report: {files.html}  ({files.markdown}, {len(files.images)} plots)")
 
 

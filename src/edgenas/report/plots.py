@@ -298,5 +298,38 @@ def stacked_bar_plot(
     return _draw(_bar_size(len(labels), extra=0.6), [title, xlabel, *labels, *parts], draw)
 
 
+def scatter_plot(
+    points: Sequence[tuple[str, float, float]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    *,
+    front: Sequence[str] = (),
+) -> bytes:
+    """Labelled points (label, x, y), e.g. error against FPS; ``front``: labels of a Pareto front, drawn in
+    the accent colour and joined in the given order."""
+    labels = [str(p[0]) for p in points]
+    missing = [f for f in front if f not in labels]
+    if missing:
+        raise ValueError(f"front point(s) {missing} are not among the points")
+
+    def draw(fig: Any, ax: Any) -> None:
+        on = set(front)
+        for label, x, y in points:
+            ax.plot([x], [y], marker="o", markersize=6, linestyle="none",
+                    color=ACCENT if label in on else BAR_COLOR, zorder=3)
+            ax.annotate(str(label), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8)
+        if len(front) > 1:
+            at = {str(p[0]): (p[1], p[2]) for p in points}
+            ax.plot([at[f][0] for f in front], [at[f][1] for f in front], color=ACCENT, linewidth=1.2,
+                    linestyle="--", zorder=2)
+        ax.margins(x=0.15, y=0.12)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+
+    return _draw(FIGSIZE, [title, xlabel, ylabel, *labels], draw)
+
+
 def _bar_size(n: int, extra: float = 0.0) -> tuple[float, float]:
     return (FIGSIZE[0], min(9.0, max(2.4, 1.2 + 0.38 * n + extra)))

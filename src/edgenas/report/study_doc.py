@@ -9,7 +9,7 @@ from edgenas.analysis.designs import Design
 from edgenas.analysis.study import Study
 from edgenas.report import plots
 from edgenas.report.document import BulletList, CodeBlock, Document, Figure, Note, Paragraph, Section, Table
-from edgenas.report.text import fmt, pct, t
+from edgenas.report.text import fmt, pct, sfmt, t
 
 MAX_OFFCHIP_TABLES = 3  # per-layer excerpts shown in full; the rest are listed by name
 MAX_TENSOR_ROWS = 5
@@ -23,7 +23,10 @@ def label(d: Design) -> str:
 
 def study_document(study: Study, lang: str = "en") -> Document:
     w = _Writer(study, lang)
-    sections = [w.config(), w.key_results(), w.sweep(), w.anomalies(), w.cycles()]
+    sections = [w.config(), w.key_results()]
+    if study.accuracy is not None:
+        sections.append(w.accuracy())
+    sections += [w.sweep(), w.anomalies(), w.cycles()]
     if study.min_sram is not None:
         sections.append(w.min_sram())
     sections.append(w.recommendations())
@@ -36,6 +39,43 @@ class _Writer:
         self.lang = lang
         self.key = study.settings.key_resolution
         self.device = study.settings.device_hardware
+        self.acc = study.accuracy
+        self.trained = {d.design: d for d in self.acc.designs} if self.acc is not None else {}
+
+    # ---- accuracy helpers (the metric's columns in other tables) -------------------------------------------
+    @property
+    def metric(self) -> str:
+        return self.acc.budget.metric.upper() if self.acc is not None else ""
+
+    def _train_res(self) -> str:
+        assert self.acc is not None
+        return "/".join(self.acc.budget.train_resolutions) or "-"
+
+    def _deploy_res(self) -> str:
+        assert self.acc is not None
+        return self.acc.budget.deploy_resolution or "-"
+
+    def _budget(self) -> str:
+        assert self.acc is not None
+        b = self.acc.budget
+
+        def j(xs: Any) -> str:
+            return "/".join(str(x) for x in xs) or "-"
+
+        return self.t("acc.budget", epochs=j(b.epochs), samples=j(b.train_samples), res=self._train_res(),
+                      batch=j(b.batch_sizes), seeds=j(b.seeds))
+
+    def _metric_cols(self) -> tuple[str, ...]:
+        if self.acc is None:
+            return ()
+        return (self.t("col.metric_at", metric=self.metric, res=self._train_res()),
+                self.t("col.metric_at", metric=self.metric, res=self._deploy_res()))
+
+    def _metric_cells(self, d: Design) -> tuple[str, ...]:
+        if self.acc is None:
+            return ()
+        tr = self.trained.get(d)
+        return (fmt(tr.train, 3), fmt(tr.deploy, 3)) if tr is not None else ("-", "-")
 
     def t(self, msg: str, /, **kw: Any) -> str:
         return t(self.lang, msg, **kw)
@@ -76,8 +116,9 @@ class _Writer:
                 marks.append(self.t("mark.over"))
             tag = " ".join(m for m, on in (("fastest", r.fastest), ("slowest", r.slowest), ("baseline", r.is_baseline))
                            if on) or None
-            rows.append((label(r.design), fmt(r.fps, 2), fmt(r.sram_kib, 1), pct(r.fps_change), pct(r.sram_change),
-                         self.t("yes") if r.fits else self.t("no"), ", ".join(marks)))
+            rows.append((label(r.design), fmt(r.fps, 2), fmt(r.sram_kib, 1), *self._metric_cells(r.design),
+                         pct(r.fps_change), pct(r.sram_change), self.t("yes") if r.fits else self.t("no"),
+                         ", ".join(marks)))
             tags.append(tag)
             if r.fps is not None:
                 names.append(label(r.design))
@@ -94,10 +135,12 @@ class _Writer:
         if kr.fastest_fitting is not None and kr.fastest_fitting != kr.fastest:
             ff = next(r for r in kr.rows if r.design == kr.fastest_fitting)
             blocks.append(Paragraph(self.t("key.fastest_fitting", design=label(ff.design), fps=fmt(ff.fps, 2))))
-        cols = (self.t("col.design"), self.t("col.fps"), self.t("col.sram_kib"), self.t("col.fps_change"),
-                self.t("col.sram_change"), self.t("col.fits"), self.t("col.mark"))
+        cols = (self.t("col.design"), self.t("col.fps"), self.t("col.sram_kib"), *self._metric_cols(),
+                self.t("col.fps_change"), self.t("col.sram_change"), self.t("col.fits"), self.t("col.mark"))
         blocks.append(Table(cols, tuple(rows), self.t("key.table", key=self.key, device=self.device),
                             highlight=tuple(tags)))
+        if self.acc is not None:
+            blocks.append(Note(self.t("acc.key_note", metric=self.metric, budget=self._budget())))
         if names:
             png = plots.bar_plot(names, fps_values, self.t("key.plot", key=self.key, device=self.device),
                                  self.t("axis.fps"), value_format="{:,.1f}", highlight={label(self.s.baseline)},
@@ -105,6 +148,104 @@ class _Writer:
             blocks.append(Figure(png, self.t("key.plot", key=self.key, device=self.device), "FPS bar chart",
                                  "key_fps.png"))
         return Section(self.t("sec.key", key=self.key, device=self.device), tuple(blocks), anchor="key-results")
+
+    # ---- accuracy ----------------------------------------------------------------------------------------
+    def accuracy(self) -> Section:
+        a = self.acc
+        assert a is not None
+        b, n, m = a.budget, a.noise, self.metric
+        tr, dr = self._train_res(), self._deploy_res()
+        budget = self._budget()
+        blocks: list[Any] = [Paragraph(self.t(
+            "acc.intro", runs=b.runs, designs=len(a.designs), budget=budget, minutes=fmt(b.seconds / 60, 1),
+            metric=m, val="/".join(str(x) for x in b.val_samples) or "-", train_res=tr, deploy_res=dr,
+            device=a.hardware, fps_res=a.fps_resolution)), Note(self.t("acc.caveat", metric=m))]
+        if n.train is not None or n.deploy is not None:
+            blocks.append(Paragraph(self.t("acc.noise", metric=m, n=n.designs, k=n.seeds_per_design,
+                                           train=fmt(n.train, 3), deploy=fmt(n.deploy, 3), train_res=tr,
+                                           deploy_res=dr)))
+        else:
+            blocks.append(Paragraph(self.t("acc.noise_unknown")))
+        if b.zero_train is not None or b.zero_deploy is not None:
+            key = "acc.zero" if n.train is not None or n.deploy is not None else "acc.zero_unknown_noise"
+            blocks.append(Paragraph(self.t(key, zero_train=fmt(b.zero_train, 3), zero_deploy=fmt(b.zero_deploy, 3),
+                                           train_res=tr, deploy_res=dr, n_train=a.beat_zero_train,
+                                           n_deploy=a.beat_zero_deploy, designs=len(a.designs))))
+            for res, beat, zero in ((tr, a.beat_zero_train, b.zero_train), (dr, a.beat_zero_deploy, b.zero_deploy)):
+                if zero is not None and beat == 0:
+                    blocks.append(Note(self.t("acc.not_learned", res=res)))
+        if a.unmatched:
+            blocks.append(Paragraph(self.t("acc.unmatched", n=a.unmatched)))
+        others = [o[0] for o in a.designs[0].others] if a.designs else []
+        cols = (self.t("col.design"), self.t("col.seeds"), *self._metric_cols(),
+                self.t("col.spread", res=tr), self.t("col.spread", res=dr),
+                *(self.t("col.metric_at", metric=o, res=r) for o in others for r in (tr, dr)),
+                self.t("col.fps"), self.t("col.sram_kib"), self.t("col.fits"), self.t("col.front"))
+        rows = []
+        for d in a.designs:
+            front = ", ".join(r for r, on in ((tr, d.front_train), (dr, d.front_deploy)) if on) or "-"
+            rows.append((label(d.design), ",".join(map(str, d.seeds)) or "-", fmt(d.train, 3), fmt(d.deploy, 3),
+                         fmt(d.spread_train, 3), fmt(d.spread_deploy, 3),
+                         *(fmt(v, 2) for _, vt, vd in d.others for v in (vt, vd)),
+                         fmt(d.fps, 2), fmt(d.sram_kib, 1), self.t("yes") if d.fits else self.t("no"), front))
+        blocks.append(Table(cols, tuple(rows), self.t("acc.table", metric=m, budget=budget),
+                            highlight=tuple("baseline" if d.design == self.s.baseline else None for d in a.designs)))
+        for res, front, which in ((tr, a.front_train, "train"), (dr, a.front_deploy, "deploy")):
+            if not front:
+                blocks.append(Paragraph(self.t("acc.front_none", res=a.fps_resolution)))
+                continue
+            blocks.append(Paragraph(self.t("acc.front", metric=m, res=res, list=", ".join(
+                f"**{label(d)}** ({fmt(getattr(self.trained[d], which), 3)}, {fmt(self.trained[d].fps, 2)} FPS)"
+                for d in front))))
+            pts = [(label(d.design), d.fps, getattr(d, which)) for d in a.designs
+                   if d.fits and d.fps is not None and getattr(d, which) is not None]
+            title = self.t("acc.plot", metric=m, res=res, fps_res=a.fps_resolution)
+            png = plots.scatter_plot(pts, title, self.t("axis.fps"), f"{m} ({res})",
+                                     front=[label(d) for d in front])
+            blocks.append(Figure(png, title, title, f"accuracy_{which}.png"))
+        for fc in a.factors:
+            blocks.append(self._factor(fc, budget))
+        return Section(self.t("sec.accuracy"), tuple(blocks), anchor="accuracy")
+
+    def _factor(self, fc: Any, budget: str) -> Section:
+        m, tr, dr = self.metric, self._train_res(), self._deploy_res()
+        cols = (fc.choice, self.t("col.fps"), self.t("col.vs_ref"), self.t("col.metric_at", metric=m, res=tr),
+                self.t("col.delta_at", metric=m, res=tr), self.t("col.metric_at", metric=m, res=dr),
+                self.t("col.delta_at", metric=m, res=dr), self.t("col.front"))
+        rows = []
+        for e in fc.entries:
+            front = ", ".join(r for r, on in ((tr, e.on_front_train), (dr, e.on_front_deploy)) if on) or "-"
+            rows.append((e.value + (f" ({self.t('mark.reference')})" if e.is_reference else ""),
+                         fmt(e.trained.fps, 2), pct(e.fps_change), fmt(e.trained.train, 3),
+                         "-" if e.is_reference else sfmt(e.train.delta, 3), fmt(e.trained.deploy, 3),
+                         "-" if e.is_reference else sfmt(e.deploy.delta, 3), front))
+        blocks: list[Any] = [Table(cols, tuple(rows), self.t("acc.factor_table", choice=fc.choice, ref=fc.reference,
+                                                               budget=budget),
+                                   highlight=tuple("baseline" if e.is_reference else None for e in fc.entries))]
+        items = []
+        for e in fc.entries:
+            if e.is_reference:
+                continue
+            clauses = [self.t(f"acc.outcome.{c.outcome}", metric=m, delta=sfmt(c.delta, 3), noise=fmt(c.noise, 3))
+                       for c in (e.train, e.deploy)]
+            text = self.t("acc.factor_item", value=e.value, ref=fc.reference, fps_change=pct(e.fps_change),
+                          train_res=tr, train=clauses[0], deploy_res=dr, deploy=clauses[1])
+            if not e.trained.fits and self.acc is not None:
+                text += " " + self.t("acc.not_fit", device=self.acc.hardware, res=self.acc.fps_resolution)
+            items.append(text)
+        if fc.recommended:
+            source = self.t(f"acc.source.{self.acc.recommended_source}") if self.acc is not None else ""
+            for res, attr in ((tr, "on_front_train"), (dr, "on_front_deploy")):
+                on = [e.value for e in fc.entries if e.recommended and getattr(e, attr)]
+                off = [e.value for e in fc.entries if e.recommended and not getattr(e, attr)]
+                dropped = [e.value for e in fc.entries if not e.recommended and getattr(e, attr)]
+                items.append(self.t("acc.recommended", res=res, source=source, kept=", ".join(fc.recommended),
+                                    metric=m, on=", ".join(on) or self.t("none"), off=", ".join(off) or self.t("none"),
+                                    dropped=", ".join(dropped) or self.t("none")))
+        if items:
+            blocks.append(BulletList(tuple(items)))
+        return Section(self.t("acc.factor", choice=fc.choice, ref=fc.reference), tuple(blocks),
+                       anchor=f"accuracy-{_slug(fc.choice)}")
 
     # ---- every resolution --------------------------------------------------------------------------------
     def _matrix_table(self, m: Any, caption: str, digits: int) -> Table:
@@ -353,10 +494,10 @@ class _Writer:
             worst = rk.most_expensive or "-"
             parts = "/".join(rk.parts) or "-"
             cols = (self.t("col.rank"), rk.choice, self.t("col.fps"), self.t("col.fps_change"), self.t("col.sram_kib"),
-                    self.t("col.part_saved", parts=parts, worst=worst), self.t("col.fits"), self.t("col.anomalies"),
-                    self.t("col.kept"))
+                    *self._metric_cols(), self.t("col.part_saved", parts=parts, worst=worst), self.t("col.fits"),
+                    self.t("col.anomalies"), self.t("col.kept"))
             rows2 = tuple((str(e.rank) if e.rank is not None else "-", e.value, fmt(e.fps, 2), pct(e.fps_change),
-                           fmt(e.sram_kib), pct(e.part_cycles_saved, signed=False),
+                           fmt(e.sram_kib), *self._metric_cells(e.design), pct(e.part_cycles_saved, signed=False),
                            self.t("yes") if e.fits else self.t("no"), ", ".join(e.anomalies) or self.t("none"),
                            self.t("yes") if e.kept else self.t("no")) for e in rk.entries)
             sub: list[Any] = [Table(cols, rows2, self.t("rec.ranking", choice=rk.choice),

@@ -185,6 +185,97 @@ T: dict[str, tuple[str, str]] = {
                                    "精度优先：在最快设计 {thr} FPS 损失以内感受野最大"),
     "rec.no_fit": ("No design fits the device at {key}: nothing can be recommended; see how much SRAM each needs.",
                    "在 {key} 下没有设计能放入设备，无法推荐；请参考各设计所需 SRAM。"),
+    # ---- accuracy (trained results)
+    "sec.accuracy": ("Accuracy of the trained designs", "已训练设计的精度"),
+    "acc.budget": ("{epochs} epoch(s) x {samples} synthetic training samples at {res}, batch {batch}, seed(s) {seeds}",
+                   "在 {res} 上用 {samples} 个合成训练样本训练 {epochs} 轮，batch {batch}，随机种子 {seeds}"),
+    "acc.intro": ("{runs} training run(s) of {designs} design(s), each trained stand-alone from scratch: {budget}; "
+                  "{minutes} min of training in all. {metric} is measured with each run's best checkpoint on {val} "
+                  "validation samples at the training resolution {train_res} and at the deployment resolution "
+                  "{deploy_res} (the same scenes rendered larger, so motions are larger in pixels). FPS and SRAM: "
+                  "{device} at {fps_res}.",
+                  "共 {runs} 次训练，涉及 {designs} 个设计，每个设计从零开始单独训练：{budget}；训练总计 {minutes} 分钟。"
+                  "{metric} 用每次训练的最佳检查点在 {val} 个验证样本上测量，分别在训练分辨率 {train_res} 和部署分辨率 "
+                  "{deploy_res} 下（同一批场景以更大尺寸渲染，因此以像素计的运动更大）。FPS 与 SRAM：{device}，{fps_res}。"),
+    "acc.caveat": ("This is short CPU training on synthetic data, not a converged FlyingChairs model: the figures "
+                   "compare designs under this budget only. Absolute {metric} values are not comparable with published "
+                   "ones, and a ranking may change with longer training.",
+                   "这是在合成数据上的短时 CPU 训练，不是收敛的 FlyingChairs 模型：这些数字只在该训练预算下比较各设计。"
+                   "{metric} 的绝对值不能与文献数值比较，训练更久后排名也可能改变。"),
+    "acc.noise": ("Seed noise: the largest seed-to-seed spread of {metric} among the {n} design(s) trained with "
+                  "{k} seeds is {train} at {train_res} and {deploy} at {deploy_res}. Below, a difference counts as "
+                  "a win or a loss only when it is larger than that.",
+                  "随机种子噪声：在用 {k} 个种子训练的 {n} 个设计中，{metric} 的最大种子间差异在 {train_res} 下为 "
+                  "{train}，在 {deploy_res} 下为 {deploy}。下文中只有超过该值的差异才算作更好或更差。"),
+    "acc.noise_unknown": ("Every design was trained with one seed: the seed noise is unknown, so the differences "
+                          "below are reported without calling any of them a win or a loss.",
+                          "每个设计只用一个随机种子训练：种子噪声未知，因此下文只报告差异，不判定孰优孰劣。"),
+    "acc.zero": ("For reference, an all-zero output (for optical flow: no motion at all) scores {zero_train} at "
+                 "{train_res} and {zero_deploy} at {deploy_res}. Designs better than that by more than the seed "
+                 "noise: {n_train} of {designs} at {train_res}, {n_deploy} at {deploy_res}.",
+                 "作为参照，全零输出（对光流而言即完全不动）在 {train_res} 下得到 {zero_train}，在 {deploy_res} 下得到 "
+                 "{zero_deploy}。比它好且差距超过种子噪声的设计：{train_res} 下 {designs} 个中有 {n_train} 个，"
+                 "{deploy_res} 下有 {n_deploy} 个。"),
+    "acc.zero_unknown_noise": ("For reference, an all-zero output (for optical flow: no motion at all) scores "
+                               "{zero_train} at {train_res} and {zero_deploy} at {deploy_res}. Designs better than "
+                               "that at all (the seed noise is unknown): {n_train} of {designs} at {train_res}, "
+                               "{n_deploy} at {deploy_res}.",
+                               "作为参照，全零输出（对光流而言即完全不动）在 {train_res} 下得到 {zero_train}，在 "
+                               "{deploy_res} 下得到 {zero_deploy}。比它好的设计（种子噪声未知）：{train_res} 下 "
+                               "{designs} 个中有 {n_train} 个，{deploy_res} 下有 {n_deploy} 个。"),
+    "acc.not_learned": ("No design does better than the all-zero output at {res} by more than the noise: at this "
+                        "budget the networks have not learned the task there, and the comparisons at {res} say "
+                        "nothing about which design is more accurate.",
+                        "在 {res} 下没有设计比全零输出好且超过噪声：在该训练预算下网络尚未学会这一任务，因此 {res} 下的比较"
+                        "不能说明哪个设计更准确。"),
+    "acc.unmatched": ("{n} trained design(s) are not in this sweep: they have no FPS and are left out of the "
+                      "comparisons.", "{n} 个已训练设计不在本次扫描中：没有 FPS，不参与比较。"),
+    "acc.table": ("{metric} of every trained design (mean over seeds; spread with two or more seeds) after {budget}",
+                  "各已训练设计的 {metric}（多个种子时取平均并给出差异），训练预算：{budget}"),
+    "acc.front": ("On the {metric}/FPS Pareto front among designs that fit (mean {metric}, seed noise ignored): at "
+                  "{res}: {list}.",
+                  "在可部署设计中位于 {metric}/FPS 帕累托前沿（按平均 {metric}，不考虑种子噪声）：{res}：{list}。"),
+    "acc.front_none": ("No trained design that fits the device has an FPS at {res}: no front.",
+                       "没有可部署且有 FPS 数据的已训练设计（{res}）：无前沿。"),
+    "acc.plot": ("{metric} at {res} against FPS at {fps_res} (trained designs that fit; front joined)",
+                 "{res} 下的 {metric} 与 {fps_res} 下的 FPS（可部署的已训练设计，连线为前沿）"),
+    "acc.factor": ("`{choice}`: each value against `{ref}`, other choices at the baseline",
+                   "`{choice}`：各取值与 `{ref}` 比较，其他选项取基线"),
+    "acc.factor_table": ("{choice} against {ref} after {budget}", "{choice} 与 {ref} 的比较，训练预算：{budget}"),
+    "acc.factor_item": ("**{value}** against `{ref}`: FPS {fps_change}; at {train_res} {train}; at {deploy_res} "
+                        "{deploy}.",
+                        "**{value}** 与 `{ref}` 相比：FPS {fps_change}；在 {train_res}：{train}；在 {deploy_res}："
+                        "{deploy}。"),
+    "acc.not_fit": ("It does not fit {device} at {res}: it could not be deployed there whatever its accuracy.",
+                    "它在 {res} 下放不进 {device}：无论精度如何都无法在该设备上部署。"),
+    "acc.outcome.costlier_better": ("{metric} {delta} (noise {noise}), more accurate beyond the noise: worth its "
+                                    "cycles (a trade-off)",
+                                    "{metric} {delta}（噪声 {noise}），精度提升超过噪声：值得付出这些周期（属于权衡）"),
+    "acc.outcome.costlier_no_gain": ("{metric} {delta} (noise {noise}), not more accurate beyond the noise: not worth "
+                                     "its cycles",
+                                     "{metric} {delta}（噪声 {noise}），精度提升未超过噪声：不值得付出这些周期"),
+    "acc.outcome.cheaper_no_loss": ("{metric} {delta} (noise {noise}), not less accurate beyond the noise: the "
+                                    "saving costs no measurable accuracy",
+                                    "{metric} {delta}（噪声 {noise}），精度下降未超过噪声：节省周期没有可测的精度代价"),
+    "acc.outcome.cheaper_worse": ("{metric} {delta} (noise {noise}), less accurate beyond the noise: a trade-off",
+                                  "{metric} {delta}（噪声 {noise}），精度下降超过噪声：属于权衡"),
+    "acc.outcome.noise_unknown": ("{metric} {delta}, seed noise unknown: no verdict",
+                                  "{metric} {delta}，种子噪声未知：不下结论"),
+    "acc.outcome.missing": ("not measured", "未测量"),
+    "acc.recommended": ("At {res}, of the values {source} keeps ({kept}), on this comparison's {metric}/FPS front: "
+                        "{on}; not on it: {off}. Values it drops that are on the front: {dropped}.",
+                        "在 {res}，{source} 保留的取值（{kept}）中，位于本比较 {metric}/FPS 前沿的：{on}；不在前沿的：{off}。"
+                        "被其排除却位于前沿的取值：{dropped}。"),
+    "acc.source.config": ("the recommendation named in `report.recommended`", "`report.recommended` 中给出的推荐"),
+    "acc.source.study": ("this study's reduced space", "本研究的精简空间"),
+    "acc.key_note": ("{metric} columns: trained designs only (`-`: not trained), after {budget}; short CPU training, "
+                     "not a converged model (see the accuracy section).",
+                     "{metric} 列只对已训练设计给出（`-` 表示未训练），训练预算：{budget}；短时 CPU 训练，不是收敛模型"
+                     "（见精度一节）。"),
+    "col.metric_at": ("{metric} {res}", "{metric} {res}"), "col.seeds": ("seeds", "种子"),
+    "col.spread": ("spread {res}", "种子差异 {res}"), "col.front": ("on front", "位于前沿"),
+    "col.delta_at": ("{metric} vs ref {res}", "{metric} 相对参考 {res}"), "col.vs_ref": ("FPS vs ref", "FPS 相对参考"),
+    "mark.reference": ("reference", "参考"),
 }
 
 
@@ -198,6 +289,13 @@ def fmt(v: float | None, digits: int = 1) -> str:
     if v is None:
         return "-"
     return f"{v:,.{digits}f}"
+
+
+def sfmt(v: float | None, digits: int = 3) -> str:
+    """A signed number (a difference)."""
+    if v is None:
+        return "-"
+    return f"{v:+,.{digits}f}"
 
 
 def pct(v: float | None, signed: bool = True, digits: int = 1) -> str:
