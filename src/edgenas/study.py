@@ -227,6 +227,12 @@ def check_report_settings(space: SearchSpace) -> None:
     settings = settings_from_mapping(dict(space.config.report), source=space.source)
     if settings.baseline:
         space.genotype(settings.baseline)  # raises naming the choice and its options
+    for k, values in (settings.recommended or {}).items():
+        for v in values:
+            try:
+                space.genotype({k: v})
+            except ConfigError as e:
+                raise ConfigError(e.message, source=space.source, field=f"report.recommended.{k}") from None
     if settings.key_resolution:
         allowed = [format_resolution(r) for r in space.resolutions]
         if settings.key_resolution not in allowed:

@@ -27,10 +27,11 @@ def study(
     --train (needs PyTorch, the `train` extra, and a `task:` section; `train:` is the recipe) then trains,
     stand-alone, the networks listed in the config's `study: {train: [...]}` section (entries of choice:
     a value or a list of values, other choices at the default, optional `seeds: [..]` and `over_device:
-    true`; without it, every design), skipping those that do not fit the device at the key resolution. Each goes to RUN/train/<arch_id>-s<seed>/, is
-    evaluated at the training and the key (deployment) resolution, and RUN/accuracy.csv and the report
-    (EPE beside FPS and SRAM, an accuracy section) are refreshed after each. Ctrl-C or SIGTERM stops after
-    a checkpoint; the same command resumes: finished networks are reused, unfinished ones resumed."""
+    true`; without it, every design), skipping those that do not fit the device at the key resolution.
+    Each goes to RUN/train/<arch_id>-s<seed>/ and is evaluated at the training and at the key (deployment)
+    resolution; RUN/accuracy.csv and the report (EPE beside FPS and SRAM, an accuracy section) follow.
+    Ctrl-C or SIGTERM stops after a checkpoint; the same command resumes: finished networks are reused,
+    unfinished ones resumed."""
     from edgenas.space.space import load_space
     from edgenas.study import run_study
 
