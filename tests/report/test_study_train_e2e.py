@@ -2,7 +2,8 @@
 a study interrupted in its second network (Ctrl-C and SIGTERM reach the trainer as KeyboardInterrupt)
 keeps its folder; the same study again reuses the finished network (not retrained: files untouched),
 resumes the interrupted one and trains the rest; accuracy.csv and the report (EN and ZH, the same numbers)
-hold them all; `edgenas report` on the folder includes them; bad input is one line, exit 2."""
+hold them all (the HTML in headless Chromium shows the CSV's figures); `edgenas report` on the folder
+includes them; bad input is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -146,6 +147,30 @@ def test_accuracy_csv_and_report(runs: dict[str, Any]) -> None:
     assert re.search(rf"\| \*\*shufflenet \+ conv3x3 \+ 7\*\* \| \*\*[\d,.]+\*\* \| \*\*[\d,.]+\*\* \| "
                      rf"\*\*{float(base['epe_train']):.3f}\*\* \| \*\*{float(base['epe_deploy']):.3f}\*\*", md)
     assert "seed noise unknown: no verdict" in md  # one seed each
+
+
+TABLES_JS = """Array.from(document.querySelectorAll('main table'), t => ({
+  caption: (document.getElementById(t.id + '-caption') || {}).textContent || '',
+  cols: Array.from(t.tHead.rows[0].cells, c => c.textContent),
+  rows: Array.from(t.tBodies[0].rows, r => Array.from(r.cells, c => c.textContent))}))"""
+
+
+def test_html_in_chromium_shows_the_csv_figures(runs: dict[str, Any]) -> None:
+    from browser import Browser, require_chromium
+
+    require_chromium()
+    out = runs["out"]
+    with Browser() as b:
+        b.open(out / "report.html")
+        images = b.evaluate("Array.from(document.images, i => ({complete: i.complete, w: i.naturalWidth}))")
+        tables = b.evaluate(TABLES_JS)
+    assert len(images) == len(list(out.glob("*.png"))) and all(i["complete"] and i["w"] > 0 for i in images)
+    (acc,) = [t for t in tables if t["caption"].startswith("EPE of every trained design")]
+    assert acc["cols"][:4] == ["design", "seeds", "EPE 32x48", "EPE 64x96"]
+    shown = {r[0]: (r[2], r[3]) for r in acc["rows"]}
+    for r in read_csv(out / "accuracy.csv"):
+        label = " + ".join(r[c] for c in CHOICES)
+        assert shown[label] == (f"{float(r['epe_train']):.3f}", f"{float(r['epe_deploy']):.3f}"), label
 
 
 class _Numbers(HTMLParser):
