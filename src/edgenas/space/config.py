@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from edgenas.errors import ConfigError
+from edgenas.sections import field_path
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 _RES_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -98,13 +99,6 @@ class SpaceConfig(BaseModel):
         return v
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def load_space_config(path: str | Path) -> SpaceConfig:
     """Read and validate a space YAML file; every failure is a ConfigError naming the file."""
     p = Path(path)
@@ -162,6 +156,12 @@ def _read_with_extends(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
             merged[k] = {**merged[k], **v}
         else:
             merged[k] = v
+    # A parameter the extending file searches is no longer fixed at the base's value (a base's
+    # `fixed: {predict_kernel: 7}` and the extension's `choices: {predict_kernel: [3, 5, 7]}`), unless the
+    # extending file fixes it too, which stays the error it is.
+    own_fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
+    if isinstance(data.get("choices"), dict) and isinstance(merged.get("fixed"), dict):
+        merged["fixed"] = {k: v for k, v in merged["fixed"].items() if k not in data["choices"] or k in own_fixed}
     return merged
 
 
@@ -170,7 +170,7 @@ def config_from_dict(data: dict[str, Any], source: str) -> SpaceConfig:
         return SpaceConfig.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        field = _field_path(tuple(err["loc"]))
+        field = field_path("", tuple(err["loc"]))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(SpaceConfig.model_fields)
