@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/compile_speed.py 20
 	$(PY) benchmarks/compiler_repeat.py
 	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_proxies.py smoke --jobs 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

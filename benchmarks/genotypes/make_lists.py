@@ -1,0 +1,72 @@
+"""Write the committed genotype lists of the accuracy benchmarks (bench-proxies, bench-supernet):
+
+- flow.txt: benchmarks/flow_space.yaml's seed networks first (the seed study's 28: 4 backbones x 7 head
+  blocks, Head2 = Head1, predict kernel 7), then FLOW_RANDOM others drawn uniformly without replacement
+  from the rest of the space's 588 networks;
+- digits.txt: DIGITS_RANDOM networks drawn uniformly without replacement from benchmarks/digits_space.yaml.
+
+Drawn by a seeded generator, never picked by hand, and committed before any supernet figure is seen.
+Re-running this script rewrites the same files (tested: the committed lists are what it writes).
+Usage: python benchmarks/genotypes/make_lists.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from edgenas.space.space import SearchSpace, load_space
+
+HERE = Path(__file__).resolve().parent
+BENCH = HERE.parent
+SEED = 9  # issue 9
+FLOW_RANDOM = 40
+DIGITS_RANDOM = 36
+
+
+def flow_list(space: SearchSpace) -> list[str]:
+    seed_nets = [space.genotype({"backbone": b, "head1_block": h, "head2_block": h, "predict_kernel": 7})
+                 for b in space.choices["backbone"] for h in space.choices["head1_block"]]
+    taken = {g.arch_id for g in seed_nets}
+    rest = [g for g in space.enumerate() if g.arch_id not in taken]
+    drawn = random.Random(SEED).sample(rest, FLOW_RANDOM)
+    return [str(g) for g in seed_nets + drawn]
+
+
+def digits_list(space: SearchSpace) -> list[str]:
+    return [str(g) for g in random.Random(SEED).sample(list(space.enumerate()), DIGITS_RANDOM)]
+
+
+def texts() -> dict[Path, str]:
+    flow = flow_list(load_space(BENCH / "flow_space.yaml"))
+    digits = digits_list(load_space(BENCH / "digits_space.yaml"))
+    head = "# Written by benchmarks/genotypes/make_lists.py (seed {seed}); one genotype per line.\n"
+    return {
+        HERE / "flow.txt": head.format(seed=SEED) + "# 28 seed networks, then 40 drawn at random from the other 560\n"
+        + "\n".join(flow) + "\n",
+        HERE / "digits.txt": head.format(seed=SEED) + f"# {DIGITS_RANDOM} drawn at random from the 48\n"
+        + "\n".join(digits) + "\n",
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--check", action="store_true", help="only check that the committed lists are up to date")
+    a = ap.parse_args()
+    stale = []
+    for path, text in texts().items():
+        if a.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date: {', '.join(stale)} (run python benchmarks/genotypes/make_lists.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

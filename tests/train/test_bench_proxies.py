@@ -1,0 +1,318 @@
+"""bench-proxies: the statistics against independent truths (scipy, a planted correlation, hand-computed
+within-group averages), the orientation of a lower-is-better metric, resume after an interruption (no
+finished run redone, the same JSON), a training run resumed from its checkpoint, and a tiny end to end on
+digits-hard. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau, spearmanr
+
+from edgenas.analysis.fidelity import (MIN_GROUP, ceiling, fidelity, finite_for_ranking, kendall_tau_b, oriented,
+                                       rank_correlations, spearman_rho, within_groups)
+from edgenas.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = """name: tiny_digits
+network: stages
+input_channels: 1
+resolutions: [16x16]
+widths: {stem: 4, stages: 2, units_per_stage: 1, classes: 10}
+choices:
+  stage0_block: [conv3x3, dsconv3x3, resnet]
+hardware: [ethos-u55-128]
+task: {type: digits-hard, train_samples: 48, val_samples: 32}
+train: {epochs: 1, batch_size: 16}
+"""
+
+
+# ---- statistics ----------------------------------------------------------------------------------------
+
+
+def test_vectorised_tau_and_rho_equal_scipy_with_ties_and_subsets() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (20, 15)).astype(float)  # many ties
+    y = np.round(x + rng.normal(0, 1.5, x.shape))
+    member = rng.random(x.shape) < 0.6
+    tau, rho = kendall_tau_b(x, y), spearman_rho(x, y)
+    tau_m, rho_m = kendall_tau_b(x, y, member), spearman_rho(x, y, member)
+    for i in range(len(x)):
+        assert tau[i] == pytest.approx(kendalltau(x[i], y[i]).statistic, abs=1e-12)
+        assert rho[i] == pytest.approx(spearmanr(x[i], y[i]).statistic, abs=1e-12)
+        m = member[i]
+        assert tau_m[i] == pytest.approx(kendalltau(x[i][m], y[i][m]).statistic, abs=1e-12)
+        assert rho_m[i] == pytest.approx(spearmanr(x[i][m], y[i][m]).statistic, abs=1e-12)
+    assert rank_correlations(x[0], y[0]) == pytest.approx((kendalltau(x[0], y[0]).statistic,
+                                                           spearmanr(x[0], y[0]).statistic))
+    assert all(math.isnan(v) for v in rank_correlations([1, 1, 1], [1, 2, 3]))
+
+
+def test_bootstrap_interval_contains_the_planted_correlation() -> None:
+    # bivariate normal with Pearson r: Kendall tau = 2/pi asin(r), Spearman = 6/pi asin(r/2) (Greiner, Pearson)
+    r, n = 0.7, 150
+    rng = np.random.default_rng(42)
+    z = rng.multivariate_normal([0, 0], [[1, r], [r, 1]], size=n)
+    out = fidelity(z[:, 0], {"x": z[:, 1]}, resamples=1000, seed=1)["estimates"]["x"]
+    true_tau, true_rho = 2 / math.pi * math.asin(r), 6 / math.pi * math.asin(r / 2)
+    assert out["tau_ci"][0] < true_tau < out["tau_ci"][1]
+    assert out["spearman_ci"][0] < true_rho < out["spearman_ci"][1]
+    assert out["tau_ci"][0] > 0.3 and out["tau_ci"][1] - out["tau_ci"][0] < 0.3  # informative, not [-1, 1]
+    assert out["tau"] == pytest.approx(kendalltau(z[:, 1], z[:, 0]).statistic)
+
+
+def test_paired_bootstrap_uses_the_same_resamples_for_every_estimate() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=30)
+    x = ref + rng.normal(size=30)
+    out = fidelity(ref, {"a": x, "b": x.copy()}, resamples=200, seed=5)["estimates"]
+    assert out["a"]["tau_ci"] == out["b"]["tau_ci"] and out["a"]["spearman_ci"] == out["b"]["spearman_ci"]
+
+
+def test_orientation_of_a_lower_is_better_metric() -> None:
+    epe = np.array([3.0, 1.0, 2.0, 5.0, 4.0])
+    agrees = -epe * 10  # an estimate that ranks the low-EPE networks highest
+    ref = oriented(epe, higher_is_better=False)
+    est = fidelity(ref, {"agrees": agrees, "reversed": epe, "bigger_is_better": oriented(epe + 0.1, False)},
+                   resamples=0)["estimates"]
+    assert est["agrees"]["tau"] == pytest.approx(1.0) and est["bigger_is_better"]["tau"] == pytest.approx(1.0)
+    assert est["reversed"]["tau"] == pytest.approx(-1.0)
+    assert list(oriented([1.0, 2.0], True)) == [1.0, 2.0]
+
+
+def test_within_group_average_by_hand() -> None:
+    x = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    y = [1, 3, 2, 4, 6, 5, 9, 1, 2]
+    groups = ["a", "a", "a", "a", "b", "b", "b", "c", "c"]  # c has 2 members: below MIN_GROUP, skipped
+    assert MIN_GROUP == 3
+    ta = kendalltau(x[:4], y[:4]).statistic
+    tb = kendalltau(x[4:7], y[4:7]).statistic
+    ra = spearmanr(x[:4], y[:4]).statistic
+    rb = spearmanr(x[4:7], y[4:7]).statistic
+    w = within_groups(x, y, groups)
+    assert w["tau"] == pytest.approx((4 * ta + 3 * tb) / 7)
+    assert w["spearman"] == pytest.approx((4 * ra + 3 * rb) / 7)
+    assert w["groups"]["c"]["n"] == 2 and math.isnan(w["groups"]["c"]["tau"])
+    # the bootstrap's vectorised within-group figure, on the identity resample, is the same number
+    out = fidelity(np.array(y, float), {"x": np.array(x, float)}, groups=groups, resamples=0)
+    assert out["estimates"]["x"]["within"]["tau"] == pytest.approx(w["tau"])
+
+
+def test_ceiling_formulas_and_unrankable_scores() -> None:
+    c = ceiling(0.64)
+    assert c["ceiling_one_seed"] == pytest.approx(0.8)
+    assert c["reliability_two_seed_mean"] == pytest.approx(2 * 0.64 / 1.64)
+    assert ceiling(-0.2)["ceiling_one_seed"] == 0.0
+    assert list(finite_for_ranking([1.0, -math.inf, math.nan, math.inf])) == [1.0, 0.0, 0.0, 2.0]
+
+
+# ---- the benchmark -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
+    d = tmp_path_factory.mktemp("bench")
+    os.environ["EDGENAS_DATA_CACHE"] = str(d / "cache")  # inherited by the forked workers
+    cfg = d / "tiny.yaml"
+    cfg.write_text(TINY)
+    return cfg
+
+
+def _figures(summary: dict) -> dict:
+    """What must not change between runs: everything but timings."""
+    drop = ("seconds", "cpu_seconds", "seconds_total", "seconds_per_genotype", "cpu_seconds_total",
+            "cpu_seconds_per_genotype", "a_seconds", "b_seconds", "short_seconds", "proxy_seconds",
+            "a_cpu_seconds", "b_cpu_seconds", "short_cpu_seconds", "proxy_cpu_seconds")
+
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in drop}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        return o
+
+    return strip({k: summary[k] for k in ("estimates", "ceiling", "rows", "genotypes", "status", "reference")})
+
+
+@pytest.fixture(scope="module")
+def whole(tiny: Path) -> dict:
+    """An uninterrupted run of 3 genotypes (12 units: proxies, seeds A and B, short training)."""
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    run = bp.run_bench(bp.make_settings(str(tiny)), bp.read_genotypes(load_space(tiny), "3"),
+                       tiny.parent / "whole.json", resamples=50)
+    assert run.summary["status"] == "complete" and run.done_now == 12
+    return run.summary
+
+
+def test_interrupted_run_resumes_without_redoing_and_gives_the_same_json(tiny: Path, whole: dict,
+                                                                         tmp_path: Path) -> None:
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    settings = bp.make_settings(str(tiny))
+    genotypes = bp.read_genotypes(load_space(tiny), "3")
+
+    out = tmp_path / "part.json"
+    seen: list[str] = []
+
+    def stop_after_three(item, record, done, total):
+        seen.append(item.key)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bp.run_bench(settings, genotypes, out, resamples=50, on_record=stop_after_three)
+    kept = {p.name: p.stat().st_mtime_ns for p in bp.runs_dir(out).glob("*-s*.json")}
+    assert len(kept) >= 3 and not out.exists()
+
+    again: list[str] = []
+    run = bp.run_bench(settings, genotypes, out, resamples=50, on_record=lambda it, *a: again.append(it.key))
+    assert run.done_before == len(kept) and not set(again) & {k.removesuffix(".json") for k in kept}
+    assert {p.name: p.stat().st_mtime_ns for p in bp.runs_dir(out).glob("*-s*.json") if p.name in kept} == kept
+    assert _figures(run.summary) == _figures(whole)
+    assert json.loads(out.read_text())["estimates"] == run.summary["estimates"]
+    # a third run trains nothing and writes the same figures
+    third = bp.run_bench(settings, genotypes, out, resamples=50)
+    assert third.done_now == 0 and _figures(third.summary) == _figures(whole)
+
+
+def test_a_training_run_resumes_from_its_checkpoint(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+    from edgenas.train.trainer import Trainer
+
+    settings = bp.make_settings(str(tiny))
+    g = load_space(tiny).default
+    item = bp.Item(str(g), g.arch_id, "ref", 0, epochs=2)
+    runs = tmp_path / "x.runs"
+    runs.mkdir()
+    bp._init_worker(settings, str(tiny), str(runs), 1)
+    whole = bp._work(item)
+    (runs / f"{item.key}.json").unlink()
+
+    end_epoch = Trainer._end_epoch
+
+    def stop_after_epoch(self, t):
+        end_epoch(self, t)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        bp._work(item)
+    monkeypatch.setattr(Trainer, "_end_epoch", end_epoch)
+    assert (runs / f"{item.key}.partial" / "checkpoint.pt").exists() and not (runs / f"{item.key}.json").exists()
+    resumed = bp._work(item)
+    assert resumed["resumed"] and not whole["resumed"]
+    assert resumed["metric"] == whole["metric"] and resumed["history"][-1] == whole["history"][-1]
+    assert not (runs / f"{item.key}.partial").exists()
+
+
+def test_end_to_end_cli_on_digits(tiny: Path, whole: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edgenas.cli import app
+
+    out = tmp_path / "e2e.json"
+    res = CliRunner().invoke(app, ["bench-proxies", str(tiny), "--genotypes", "3", "--out", str(out),
+                                   "--resamples", "50", "--jobs", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "seed B" in res.output and "ceiling" in res.output
+    s = json.loads(out.read_text())
+    assert s["schema"] == "edgenas.bench-proxies/1" and s["status"] == "complete"
+    assert s["genotypes"] == {"listed": 3, "complete": 3, "runs_done": 12, "runs_total": 12}
+    assert set(s["estimates"]) == {"seed_b", "short_training", "synflow", "naswot", "jacob_cov", "snip",
+                                   "grad_norm", "params", "macs"}
+    assert s["group_by"] is None and "within" not in s["estimates"]["synflow"]
+    assert s["settings"]["seeds"] == {"a": 0, "b": 1, "short": 2, "proxy": 3}
+    assert all(r["complete"] and 0 <= r["a"] <= 100 for r in s["rows"])
+    assert _figures(s) == _figures(whole)  # two processes give what one gave
+    # another preset into the same folder is refused, naming the folder
+    res = CliRunner().invoke(app, ["bench-proxies", str(tiny), "--genotypes", "3", "--out", str(out),
+                                   "--preset", "smoke"])
+    assert res.exit_code != 0 and isinstance(res.exception, ConfigError) and "other settings" in str(res.exception)
+
+
+def test_summary_orients_epe_and_groups_by_backbone(tmp_path: Path) -> None:
+    """Planted records on the flow space (no training): an estimate that follows -EPE gets tau +1."""
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    cfg = ROOT / "benchmarks" / "flow_space.yaml"
+    space = load_space(cfg)
+    settings = bp.make_settings(str(cfg), preset="smoke")
+    genotypes = bp.read_genotypes(space, "12", sample_seed=1)
+    items = bp.plan(settings, genotypes)
+    epe = {g.arch_id: 1.0 + i * 0.1 for i, g in enumerate(genotypes)}
+    records = {}
+    for it in items:
+        e = epe[it.arch_id]
+        if it.kind == "proxy":
+            body = {"scores": {"synflow": -e, "naswot": e, "jacob_cov": 1.0, "snip": -e, "grad_norm": -e,
+                               "params": e, "macs": -e}, "seconds": {}}
+        else:
+            body = {"metric": e + (0.05 if it.kind == "short" else 0.0), "seconds": 1.0}
+        records[it.key] = {"status": "done", **body}
+    s = bp.summarise(settings, space, genotypes, items, records, resamples=20)
+    est = s["estimates"]
+    assert s["higher_is_better"] is False and "-metric" in s["orientation"]
+    assert est["seed_b"]["tau"] == pytest.approx(1.0) and est["short_training"]["tau"] == pytest.approx(1.0)
+    assert est["synflow"]["tau"] == pytest.approx(1.0) and est["naswot"]["tau"] == pytest.approx(-1.0)
+    assert est["jacob_cov"]["tau"] is None  # constant: undefined, written as null
+    assert s["group_by"] == "backbone" and est["synflow"]["within"]["tau"] == pytest.approx(1.0)
+    assert s["ceiling"]["ceiling_one_seed"] == pytest.approx(1.0) and s["ranking"][0] in ("short_training", "synflow")
+
+
+def test_genotype_files_and_bad_input(tmp_path: Path) -> None:
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    space = load_space(ROOT / "benchmarks" / "flow_space.yaml")
+    f = tmp_path / "g.txt"
+    f.write_text("# two\nbackbone=resnet,head1_block=conv5x5\n\nbackbone=shufflenet  # a comment\n")
+    gs = bp.read_genotypes(space, str(f))
+    assert [g["backbone"] for g in gs] == ["resnet", "shufflenet"] and gs[0]["head2_block"] == "conv3x3"
+    f.write_text("backbone=resnet\nbackbone=vgg\n")
+    with pytest.raises(ConfigError, match="line 2: .*'vgg' is not an option"):
+        bp.read_genotypes(space, str(f))
+    with pytest.raises(ConfigError, match="no such file"):
+        bp.read_genotypes(space, str(tmp_path / "nothing.txt"))
+    with pytest.raises(ConfigError, match="unknown preset"):
+        bp.make_settings(str(ROOT / "benchmarks" / "flow_space.yaml"), preset="huge")
+    assert bp.runs_dir(Path("a/b.json")) == Path("a/b.runs")
+
+
+def test_committed_genotype_lists_are_what_the_script_writes() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "genotypes" / "make_lists.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    flow = [line for line in (ROOT / "benchmarks" / "genotypes" / "flow.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert len(flow) >= 68 and len(set(flow)) == len(flow)
+
+
+def test_flow_space_searches_head2_and_the_predict_kernel(tmp_path: Path) -> None:
+    """benchmarks/flow_space.yaml extends the seed space: a choice in the extending file takes the parameter
+    out of the base's `fixed` (space/config.py), `tied: {}` unties Head2."""
+    from edgenas.space.space import load_space
+
+    space = load_space(ROOT / "benchmarks" / "flow_space.yaml")
+    assert space.size() == 4 * 7 * 7 * 3 and space.config.tied == {}
+    assert "predict_kernel" not in space.config.fixed and space.config.fixed["upsample"] == "bilinear"
+    g = space.genotype({"head1_block": "conv5x5", "head2_block": "dsconv3x3", "predict_kernel": 3})
+    names = {op.name for op in space.build(g, (48, 64)).ops}
+    assert any(n.startswith("head2.block") for n in names)
+    both = tmp_path / "both.yaml"  # fixed AND searched in the same file stays an error
+    both.write_text(f"extends: {ROOT / 'benchmarks' / 'flow_space.yaml'}\nname: both\nfixed: {{predict_kernel: 7}}\n"
+                    "choices: {predict_kernel: [3, 5]}\n")
+    with pytest.raises(ConfigError, match="also in fixed"):
+        load_space(both)
