@@ -1,21 +1,27 @@
 """Search strategies against the exhaustive NAS-Bench-201 front (shared/benchmarks/nb201_pi5.csv): the two
-README pairs, normal and hardware-free, at 300 distinct evaluations over 10 seeds; prints a markdown block
-for benchmarks/RESULTS.md. Takes minutes (per pair: 10 seeds x (default, random, nsga2, tpe), and the default
-again hardware-free).
+README pairs, normal and hardware-free, at 300 distinct evaluations over 10 seeds, with hv_ratio also after
+50 and 100 evaluations; prints a markdown block for benchmarks/RESULTS.md. Per pair: 10 seeds x (default,
+random, nsga2, tpe, nsga2+floor, tpe+floor), and the default again hardware-free; tpe+floor is by far the
+slowest (Optuna's constrained TPE re-reads every trial's constraints for every parameter it samples).
 Usage: python benchmarks/bench_search.py [--budget 300] [--seeds 10] [--jobs 0] [--table PATH] [--extra]
-(--extra adds two other pairs of the same table, a check against tuning to the README pairs).
+[--log runs.jsonl [--rerun LABEL,...]] (--extra adds two other pairs of the same table, a check against tuning
+to the README pairs; --log keeps every finished run, so an interrupted benchmark resumes where it stopped and
+a changed strategy is re-measured alone with --rerun).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import os
 import time
 from pathlib import Path
 
 from machine import describe
 
-from edgenas.search.bench import Objective, Problem, run_bench, strategy_list, summarise
+from edgenas.search.bench import (INFORMED_ANCHORS, Objective, Problem, RunResult, checkpoints, run_bench,
+                                  strategy_list, summarise)
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, uses_known
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +29,18 @@ TABLE = next((p for p in (ROOT.parent / "shared", ROOT / "shared") if (p / "benc
              ROOT.parent / "shared") / "benchmarks" / "nb201_pi5.csv"
 PAIRS = [("cifar10_acc", "pi5_litert_ms", 90.0), ("cifar100_acc", "pi5_onnx_ms", 65.0)]
 EXTRA = [("imagenet16_acc", "pi5_torchmobile_ms", 40.0), ("cifar10_acc", "pi5_onnx_ms", 90.0)]
+LAST = ("tpe+floor",)  # the slowest strategy: its runs start once every other figure is in
 README = {("cifar10_acc", "pi5_litert_ms"): (0.886, 0.906, 0.931),
           ("cifar100_acc", "pi5_onnx_ms"): (0.830, 0.904, 0.944)}
+
+
+def _cell(st: dict, label: str) -> str:
+    v = st[label]
+    return f"{v['hv_ratio_median']:.3f} / {v['hv_ratio_min']:.3f} ({v['front_points_found_median']})"
+
+
+def _best(st: dict, labels: tuple[str, ...], key: str = "") -> float:
+    return max((st[x]["hv_ratio_median_at"][key] if key else st[x]["hv_ratio_median"]) for x in labels)
 
 
 def main() -> None:
@@ -34,44 +50,105 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--table", type=Path, default=TABLE)
     ap.add_argument("--extra", action="store_true")
+    ap.add_argument("--log", type=Path, help="append every finished run as one JSON line (label, seed, rows in "
+                    "evaluation order, ...); a strategy whose runs for a pair and mode are all in it already is "
+                    "read back instead of run again")
+    ap.add_argument("--rerun", default="", help="comma-separated labels whose logged runs are ignored")
     a = ap.parse_args()
     specs = strategy_list([])
+    users = [s for s in specs if uses_known(s.name)]
     pairs = PAIRS + (EXTRA if a.extra else [])
-    rows = []
+    rerun = {x.strip() for x in a.rerun.split(",") if x.strip()}
+    logged: dict[tuple, RunResult] = {}
+    if a.log and a.log.exists():
+        for line in a.log.read_text().splitlines():
+            d = json.loads(line)
+            if d["budget"] == a.budget and d["label"] not in rerun:
+                logged[(*d["pair"], d["hardware_free"], d["label"], d["seed"])] = RunResult(
+                    d["label"], d["seed"], d["hv_ratio"], d["front_points_found"], d["evaluated"], d["proposals"],
+                    d["seconds"], tuple(d["order"]))
+
+    def problem_args(pair: tuple[str, str, float], hw: bool) -> dict:
+        acc, lat, floor = pair
+        return dict(table=a.table, arch_col="arch", objectives=(Objective(acc, "max"), Objective(lat, "min")),
+                    floors={acc: floor}, hardware_free=hw)
+
+    def log(pair: tuple[str, str, float], hw: bool):
+        def write(r: RunResult) -> None:
+            logged[(*pair, hw, r.label, r.seed)] = r
+            if a.log:
+                with a.log.open("a") as f:
+                    f.write(json.dumps(dict(budget=a.budget, pair=list(pair), hardware_free=hw, label=r.label,
+                                            seed=r.seed, hv_ratio=r.hv_ratio, front_points_found=r.front_points_found,
+                                            evaluated=r.evaluated, proposals=r.proposals, seconds=round(r.seconds, 2),
+                                            order=list(r.order))) + "\n")
+        return write
+
+    def missing(pair: tuple[str, str, float], hw: bool, group: list) -> list:
+        return [s for s in group if any((*pair, hw, s.label, seed) not in logged for seed in range(a.seeds))]
+
+    # hardware-free: only strategies that take the known latency run again; the others' runs are the normal
+    # mode's (same seeds, nothing they could use), so they are reused instead of recomputed. Optuna's
+    # constrained TPE is by far the slowest, so it runs last, after every pair's other figures are in.
     t0 = time.perf_counter()
-    for acc, lat, floor in pairs:
-        args = dict(table=a.table, arch_col="arch", objectives=(Objective(acc, "max"), Objective(lat, "min")),
-                    floors={acc: floor})
-        summary, normal = run_bench(args, specs, seeds=a.seeds, budget=a.budget, jobs=a.jobs)
-        rows.append((acc, lat, floor, False, summary))
-        # hardware-free: only strategies that take the known latency run again; the others' runs are the
-        # normal mode's (same seeds, nothing they could use), so they are reused instead of recomputed
-        hw_args = dict(args, hardware_free=True)
-        users = [s for s in specs if uses_known(s.name)]
-        _, hw_runs = run_bench(hw_args, users, seeds=a.seeds, budget=a.budget, jobs=a.jobs)
-        reused = [r for r in normal if r.label not in {s.label for s in users}]
-        rows.append((acc, lat, floor, True, summarise(Problem(**hw_args).load(), specs, a.seeds, a.budget,
-                                                      hw_runs + reused)))
+    for phase in ([s for s in specs if s.label not in LAST], [s for s in specs if s.label in LAST]):
+        for pair in pairs:
+            for hw, group in ((False, phase), (True, [s for s in phase if s in users])):
+                todo = missing(pair, hw, group)
+                if todo:
+                    run_bench(problem_args(pair, hw), todo, seeds=a.seeds, budget=a.budget, jobs=a.jobs,
+                              progress=log(pair, hw))
+    rows = []
+    for pair in pairs:
+        for hw in (False, True):
+            runs = [logged[(*pair, hw and s in users, s.label, seed)] for s in specs for seed in range(a.seeds)]
+            rows.append((*pair, hw, summarise(Problem(**problem_args(pair, hw)).load(), specs, a.seeds, a.budget,
+                                              runs)))
+    run_minutes = sum(r.seconds for r in logged.values()) / 60
     minutes = (time.perf_counter() - t0) / 60
+    plain = tuple(ANCHORS)
+    informed = tuple(INFORMED_ANCHORS)
+    at = [str(n) for n in checkpoints(a.budget)]
     cmd = f"python benchmarks/bench_search.py --budget {a.budget} --seeds {a.seeds}" + (" --extra" if a.extra else "")
     print(f"### Search strategies on NAS-Bench-201 ({datetime.date.today()})\n")
     print(f"Command: `{cmd}` (each pair also as `edgenas bench-search --table nb201_pi5.csv --objective ACC:max "
           f"--objective LAT:min --floor ACC=FLOOR --budget {a.budget} --seeds {a.seeds} [--hardware-free]`); "
-          f"machine: {describe()}; {minutes:.1f} min in all. hv_ratio as defined in shared/benchmarks/README.md, "
-          f"{a.budget} distinct evaluations, median and minimum over seeds 0-{a.seeds - 1}; `{DEFAULT_STRATEGY}` "
-          f"is the default strategy, the others are Optuna's samplers with default settings. Hardware-free: the "
-          f"latency of every architecture is known up front and only accuracy lookups count; the anchors cannot "
-          f"use a value before proposing, so their figures are those of the normal mode.\n")
-    print("| pair, floor | mode | true front | " + " | ".join(
-        f"{s.label} hv median / min (front pts)" for s in specs) + " | default - best anchor |")
-    print("|---|---|---|" + "---|" * len(specs) + "---|")
+          f"machine: {describe()}; {minutes:.1f} min wall in this invocation, {run_minutes:.0f} min of runs in all "
+          f"({a.jobs or os.cpu_count()} processes). hv_ratio as defined in shared/benchmarks/README.md, "
+          f"median and minimum over seeds 0-{a.seeds - 1}; `{DEFAULT_STRATEGY}` is the default strategy, given the "
+          f"floor as its reference point. Plain anchors ({', '.join(plain)}) are Optuna's samplers with default "
+          f"settings, told nothing; informed anchors ({', '.join(informed)}) are the same samplers told the floor "
+          f"as a constraint on every trial (`Trial.set_constraint`: floor - accuracy <= 0). Hardware-free: the "
+          f"latency of every architecture is known up front and only accuracy lookups count; Optuna's samplers "
+          f"have no documented way to take a value before proposing, so every anchor's figures are those of the "
+          f"normal mode.\n")
+    print(f"At {a.budget} distinct evaluations, hv_ratio median / min (true-front points found, median):\n")
+    print("| pair, floor | mode | true front | " + " | ".join(f"`{s.label}`" for s in specs)
+          + " | default - best plain anchor | default - best informed anchor |")
+    print("|---|---|---|" + "---|" * len(specs) + "---|---|")
     for acc, lat, floor, hw, summary in rows:
         st = summary["strategies"]
-        cells = [f"{st[s.label]['hv_ratio_median']:.3f} / {st[s.label]['hv_ratio_min']:.3f} "
-                 f"({st[s.label]['front_points_found_median']})" for s in specs]
-        margin = st[DEFAULT_STRATEGY]["hv_ratio_median"] - max(st[x]["hv_ratio_median"] for x in ANCHORS)
+        d = st[DEFAULT_STRATEGY]["hv_ratio_median"]
         print(f"| `{acc}` x `{lat}`, {floor:g} | {'hardware-free' if hw else 'normal'} | "
-              f"{summary['true_front_points']} | " + " | ".join(cells) + f" | {margin:+.3f} |")
+              f"{summary['true_front_points']} | " + " | ".join(_cell(st, s.label) for s in specs)
+              + f" | {d - _best(st, plain):+.3f} | {d - _best(st, informed):+.3f} |")
+    print(f"\nMedian hv_ratio after {' / '.join(at)} distinct evaluations (prefixes of the same runs); last column: "
+          f"the fewest evaluations n after which the default's median over seeds of hv_ratio after n evaluations "
+          f"reaches the best anchor's (plain or informed) median at {a.budget}:\n")
+    print("| pair, floor | mode | " + " | ".join(f"`{s.label}`" for s in specs)
+          + f" | default - best informed anchor at {' / '.join(at)} | default needs, to reach the best anchor at "
+          f"{a.budget} |")
+    print("|---|---|" + "---|" * len(specs) + "---|---|")
+    for acc, lat, floor, hw, summary in rows:
+        st = summary["strategies"]
+        cells = [" / ".join(f"{st[s.label]['hv_ratio_median_at'][n]:.3f}" for n in at) for s in specs]
+        margins = " / ".join(f"{st[DEFAULT_STRATEGY]['hv_ratio_median_at'][n] - _best(st, informed, n):+.3f}"
+                             for n in at)
+        vs = summary["default_vs_best_anchor"]
+        need = vs["default_evaluations_to_reach"]
+        need_text = f"not reached within {a.budget}" if need is None else str(need)
+        print(f"| `{acc}` x `{lat}`, {floor:g} | {'hardware-free' if hw else 'normal'} | " + " | ".join(cells)
+              + f" | {margins} | {need_text} (`{vs['anchor']}`: {vs['hv_ratio_median']:.3f}) |")
     print("\nREADME reference figures (random / NSGA-II / TPE): " + "; ".join(
         f"`{k[0]}` x `{k[1]}` {v[0]:.3f} / {v[1]:.3f} / {v[2]:.3f}" for k, v in README.items()) + ".")
 

@@ -1,5 +1,7 @@
-"""bench-search: the measure against an independent brute-force computation, budget accounting (repeats are
-free, proposals are bounded), hardware-free mode, the JSON schema through the CLI, and bad input (exit 2)."""
+"""bench-search: the measure against an independent brute-force computation (at the budget and on every
+prefix of a run), budget accounting (repeats are free, proposals are bounded), what each strategy is told
+(the floor as the default's reference point, as the informed anchors' constraint; hardware-free mode), the
+JSON schema through the CLI, and bad input (exit 2)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from typer.testing import CliRunner
 import edgenas.search.bench as bench
 from edgenas.cli.bench import register
 from edgenas.errors import ConfigError
-from edgenas.search.bench import Objective, Problem, parse_floor, parse_objective, parse_strategy, run_bench, run_one
+from edgenas.search.bench import (INFORMED_ANCHORS, Objective, Problem, RunResult, evaluations_to_reach, parse_floor,
+                                  parse_objective, parse_strategy, run_bench, run_one, summarise)
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, Strategy
 
 from search_helpers import EDGENAS
@@ -90,6 +93,65 @@ def test_measure_of_a_known_set(tmp_path: Path) -> None:
     assert ratio == pytest.approx(1 * 4.5 / 14.5) and found == 0
 
 
+def test_trajectory_matches_brute_force_on_every_prefix(tmp_path: Path) -> None:
+    for seed in range(3):
+        p = problem(synthetic_table(tmp_path / f"t{seed}.csv", seed), floor=65.0)
+        acc, lat = list(p.values[:, 0]), list(p.values[:, 1])
+        ref_lat = 1.05 * max(lat[i] for i in brute_front(acc, lat, 65.0))
+        true_hv = brute_hv([(acc[i], lat[i]) for i in brute_front(acc, lat, 65.0)], 65.0, ref_lat)
+        order = list(np.random.default_rng(seed).permutation(len(acc)))
+        traj = p.trajectory(order)
+        assert len(traj) == len(order)
+        for n in range(1, len(order) + 1):
+            assert traj[n - 1] == pytest.approx(brute_hv([(acc[i], lat[i]) for i in order[:n]], 65.0, ref_lat)
+                                                / true_hv)
+        assert traj[-1] == pytest.approx(1.0)
+
+
+def _run(label: str, seed: int, order: list[int], p: Problem) -> RunResult:
+    ratio, found = p.measure(order)
+    return RunResult(label, seed, ratio, found, len(order), len(order), 0.0, tuple(order))
+
+
+def test_summary_at_checkpoints_and_evaluations_to_reach(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "CHECKPOINTS", (5, 10))
+    p = problem(synthetic_table(tmp_path / "t.csv", 1), floor=65.0)
+    acc, lat = list(p.values[:, 0]), list(p.values[:, 1])
+    front = brute_front(acc, lat, 65.0)
+    ref_lat = 1.05 * max(lat[i] for i in front)
+    true_hv = brute_hv([(acc[i], lat[i]) for i in front], 65.0, ref_lat)
+
+    def ratio(rows: list[int]) -> float:
+        return brute_hv([(acc[i], lat[i]) for i in rows], 65.0, ref_lat) / true_hv
+
+    rng = np.random.default_rng(7)
+    labels = [DEFAULT_STRATEGY, "random", "tpe+floor"]
+    specs = [parse_strategy(x) for x in labels]
+    orders = {(x, s): list(rng.permutation(len(acc))[:12]) for x in labels for s in range(3)}
+    runs = [_run(x, s, o, p) for (x, s), o in orders.items()]
+    out = summarise(p, specs, 3, 12, runs)
+    for x in labels:
+        at = out["strategies"][x]["hv_ratio_median_at"]
+        assert list(at) == ["5", "10", "12"]
+        for n in (5, 10, 12):
+            assert at[str(n)] == pytest.approx(float(np.median([ratio(orders[x, s][:n]) for s in range(3)])), abs=1e-4)
+        assert at["12"] == pytest.approx(out["strategies"][x]["hv_ratio_median"], abs=1e-4)
+    finals = {x: float(np.median([ratio(orders[x, s]) for s in range(3)])) for x in labels[1:]}
+    best = max(finals, key=finals.get)
+    need = next((n for n in range(1, 13)
+                 if np.median([ratio(orders[DEFAULT_STRATEGY, s][:n]) for s in range(3)]) >= finals[best] - 1e-12),
+                None)
+    assert out["default_vs_best_anchor"] == {"anchor": best, "hv_ratio_median": pytest.approx(finals[best], abs=1e-4),
+                                             "default_evaluations_to_reach": need}
+    assert summarise(p, specs[1:], 3, 12, runs)["default_vs_best_anchor"] is None  # no default, nothing to compare
+
+
+def test_evaluations_to_reach() -> None:
+    assert evaluations_to_reach(np.array([0.1, 0.5, 0.5, 0.9]), 0.5) == 2
+    assert evaluations_to_reach(np.array([0.1, 0.5, 0.5, 0.9]), 0.9) == 4
+    assert evaluations_to_reach(np.array([0.1, 0.5]), 0.6) is None
+
+
 # ---- budget accounting ------------------------------------------------------------------------------------------
 def test_repeats_spend_no_budget(tmp_path: Path) -> None:
     p = problem(synthetic_table(tmp_path / "t.csv"))
@@ -135,6 +197,72 @@ def test_hardware_free_gives_known_latency_to_strategies_that_take_it(tmp_path: 
                 free=("acc", "lat")).load()
 
 
+def _graded_table(path: Path) -> Path:
+    """4^4 = 256 architectures; accuracy and latency both grow with the choices (a trade-off), so a high
+    floor leaves only the slow quarter of the space inside the region of interest."""
+    rng = np.random.default_rng(3)
+    lines = ["arch,acc,lat"]
+    for a, b, c, d in itertools.product(range(4), repeat=4):
+        size = a + b + c + d
+        lines.append(f'"a={a},b={b},c={c},d={d}",{60 + 2.5 * size + rng.uniform(0, 2):.3f},'
+                     f'{1 + size + rng.uniform(0, 0.5):.3f}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_informed_anchors_are_told_the_floor_as_a_constraint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = synthetic_table(tmp_path / "t.csv")
+    acc = {}  # the table read back independently: arch -> accuracy
+    for line in t.read_text().splitlines()[1:]:
+        key, rest = line[1:].split('",')
+        acc[key] = float(rest.split(",")[0])
+    p = problem(t, floor=70.0)
+    studies: list[optuna.Study] = []
+    create = optuna.create_study
+    monkeypatch.setattr(optuna, "create_study", lambda **kw: studies.append(create(**kw)) or studies[-1])
+    for label in INFORMED_ANCHORS:
+        run_one(p, parse_strategy(label), seed=0, budget=12)
+        trials = studies[-1].get_trials(states=[optuna.trial.TrialState.COMPLETE])
+        assert len(trials) >= 12
+        for tr in trials:
+            key = ",".join(f"{k}={v}" for k, v in tr.params.items())
+            assert tr.constraints == {"floor:acc": pytest.approx(70.0 - acc[key])}
+    for label in ANCHORS:  # the plain anchors are told nothing
+        run_one(p, parse_strategy(label), seed=0, budget=12)
+        assert all(tr.constraints == {} for tr in studies[-1].get_trials())
+
+
+def test_informed_tpe_spends_more_of_its_budget_above_the_floor(tmp_path: Path) -> None:
+    p = problem(_graded_table(tmp_path / "g.csv"), floor=80.0)
+    above = (p.values[:, 0] >= 80.0).mean()
+    assert 0.1 < above < 0.4
+
+    def share(label: str) -> float:  # share of the evaluations after the first 15 that met the floor
+        runs = [run_one(p, parse_strategy(label), seed=s, budget=40) for s in range(3)]
+        return float(np.mean([p.values[list(r.order[15:]), 0] >= 80.0 for r in runs]))
+
+    plain, informed = share("tpe"), share("tpe+floor")  # about 0.19 and 0.51 (NSGA-II's first generation
+    assert informed > plain + 0.15, (plain, informed)   # is random: its constraint shows only after 50)
+
+
+def test_who_can_be_told_the_floor(tmp_path: Path) -> None:
+    p = problem(synthetic_table(tmp_path / "t.csv"))
+    assert INFORMED_ANCHORS == ("nsga2+floor", "tpe+floor")
+    s = parse_strategy("tpe+floor")
+    assert (s.label, s.name, s.options) == ("tpe+floor", "tpe", (("floor", "on"),))
+    assert p.floor_constraints(s) == [("floor:acc", 0, -1.0)] and "floor" not in p.strategy_options(s)
+    assert p.floor_constraints(parse_strategy("nsga2:floor=on")) == [("floor:acc", 0, -1.0)]
+    assert p.floor_constraints(parse_strategy("tpe")) == []  # plain: off unless asked
+    assert p.floor_constraints(parse_strategy(DEFAULT_STRATEGY)) == []  # the default takes it as its reference
+    with pytest.raises(ConfigError, match="cannot be told the floor"):
+        p.strategy_options(parse_strategy("random+floor"))
+    with pytest.raises(ConfigError, match="only suffix is \\+floor"):
+        parse_strategy("tpe+known")
+    p_min = Problem(table=p.table, arch_col="arch", objectives=(Objective("acc", "max"), Objective("lat", "min")),
+                    floors={"lat": 15.0}).load()
+    assert p_min.floor_constraints(s) == [("floor:lat", 1, 1.0)]  # a minimised objective: value - limit
+
+
 def test_parallel_runs_equal_serial_runs(tmp_path: Path) -> None:
     args = dict(table=synthetic_table(tmp_path / "t.csv"), arch_col="arch",
                 objectives=(Objective("acc", "max"), Objective("lat", "min")), floors={"acc": 70.0})
@@ -159,8 +287,8 @@ def test_parsers() -> None:
             parse_floor(bad)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_strategy("tpe:gamma")
-    specs = bench.strategy_list(["tpe", "evolution", "evolution"])
-    assert [s.label for s in specs] == [DEFAULT_STRATEGY, *ANCHORS, "evolution"]
+    specs = bench.strategy_list(["tpe", "evolution", "evolution", "tpe+floor"])
+    assert [s.label for s in specs] == [DEFAULT_STRATEGY, *ANCHORS, *INFORMED_ANCHORS, "evolution"]
 
 
 # ---- the CLI ------------------------------------------------------------------------------------------------------
@@ -182,12 +310,15 @@ def test_cli_prints_the_json_schema(tmp_path: Path) -> None:
                                          "--strategies", "evolution", "--jobs", "1"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert list(out) == ["budget", "seeds", "default", "strategies", "true_front_points"]
+    assert list(out) == ["budget", "seeds", "default", "strategies", "true_front_points", "default_vs_best_anchor"]
     assert out["budget"] == 6 and out["seeds"] == 2 and out["default"] == DEFAULT_STRATEGY
-    assert list(out["strategies"]) == [DEFAULT_STRATEGY, *ANCHORS, "evolution"]
+    assert list(out["strategies"]) == [DEFAULT_STRATEGY, *ANCHORS, *INFORMED_ANCHORS, "evolution"]
     for v in out["strategies"].values():
-        assert list(v) == ["hv_ratio_median", "hv_ratio_min", "front_points_found_median"]
+        assert list(v) == ["hv_ratio_median", "hv_ratio_min", "front_points_found_median", "hv_ratio_median_at"]
         assert 0 <= v["hv_ratio_min"] <= v["hv_ratio_median"] <= 1
+        assert v["hv_ratio_median_at"] == {"6": pytest.approx(v["hv_ratio_median"], abs=1e-4)}  # no earlier one
+    assert list(out["default_vs_best_anchor"]) == ["anchor", "hv_ratio_median", "default_evaluations_to_reach"]
+    assert out["default_vs_best_anchor"]["anchor"] in (*ANCHORS, *INFORMED_ANCHORS)
     assert out["true_front_points"] == len(problem(t).true_front)
 
 
@@ -226,4 +357,4 @@ def test_edgenas_command_is_wired(tmp_path: Path) -> None:
                           "lat:min", "--floor", "acc=70", "--budget", "4", "--seeds", "1", "--jobs", "1"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert set(json.loads(res.stdout)["strategies"]) == {DEFAULT_STRATEGY, *ANCHORS}
+    assert set(json.loads(res.stdout)["strategies"]) == {DEFAULT_STRATEGY, *ANCHORS, *INFORMED_ANCHORS}

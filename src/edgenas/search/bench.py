@@ -10,12 +10,26 @@ The measure (`../shared/benchmarks/README.md`), for objectives with directions a
 - budget: distinct architectures evaluated. A proposal of an architecture already evaluated is answered
   from the cache (the study is told the same values) and spends nothing; proposals are bounded at
   `PROPOSALS_PER_BUDGET` x budget so a strategy that only repeats itself ends its run early.
+The same runs are also measured on the prefixes of their distinct evaluations (`checkpoints`: 50 and 100
+evaluations and the budget), and the default's median trajectory says after how many evaluations it
+reaches the best anchor's figure at the full budget (`evaluations_to_reach`).
+
+What each strategy is told. The floors are the region the user declared, so every strategy that can take
+them gets them: the default as its reference point (`reference`), and the Optuna anchors that read
+constraints (NSGA-II, TPE) as a constraint per trial, `floor - accuracy <= 0` (`Trial.set_constraint`,
+Optuna >= 5's replacement for the deprecated `constraints_func`; a sampler then prefers feasible trials).
+These informed anchors (`nsga2+floor`, `tpe+floor`) always run beside the plain ones (Optuna's defaults,
+told nothing); random cannot use a constraint and runs plain only. `NAME+floor` (or `NAME:floor=on`) asks
+for the same with any strategy that reads constraints; `floor=off` withholds the floor from the default.
 
 `hardware_free`: the free objectives (default: every minimised one, i.e. the hardware cost) are known for
 every architecture before any evaluation, as a compiler makes them cheap; only the others (accuracy) cost
-budget. Strategies that accept `known` (`uses_known`) get them as a function of the params; the anchors
-(random, nsga2, tpe) cannot use a value before they propose, so for them the run is the normal one: they
-are told the free objective with each evaluation, as always, and their figures equal the normal mode's.
+budget. Strategies that accept `known` (`uses_known`) get them as a function of the params. Optuna's
+samplers have no documented way to take an objective value before a trial is evaluated (a trial can be
+enqueued with fixed params, `enqueue_trial`, or added complete with all its values, `add_trial`, and
+`PartialFixedSampler` fixes params; none takes one known objective of an unevaluated candidate), so for
+the anchors, plain or informed, the run is the normal one: they are told the free objective with each
+evaluation, as always, and their figures equal the normal mode's.
 """
 
 from __future__ import annotations
@@ -35,12 +49,14 @@ import numpy as np
 
 from edgenas.errors import ConfigError
 from edgenas.processes import child_initialiser, kill_executor
-from edgenas.search.strategies import (ANCHORS, DEFAULT_STRATEGY, make_strategy, strategy_names, suggest_genotype,
-                                       uses_known)
+from edgenas.search.strategies import (ANCHORS, DEFAULT_STRATEGY, make_strategy, reads_constraints,
+                                       strategy_names, suggest_genotype, uses_known)
 from edgenas.search.table_eval import TableEvaluator
 from edgenas.space.genotype import parse_genotype_text
 
 PROPOSALS_PER_BUDGET = 10
+CHECKPOINTS = (50, 100)  # besides the budget: hv_ratio after this many distinct evaluations
+INFORMED_ANCHORS = tuple(f"{a}+floor" for a in ANCHORS if reads_constraints(a))  # told the floor as a constraint
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -56,7 +72,8 @@ class Objective:
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """`name` or `name:key=value:key=value` as typed on the command line; `label` keys the JSON."""
+    """`name`, `name:key=value:key=value` or `name+floor[:...]` (= `name:floor=on`) as typed on the command
+    line; `label` keys the JSON."""
 
     label: str
     name: str
@@ -84,7 +101,12 @@ def parse_floor(text: str) -> tuple[str, float]:
 
 def parse_strategy(text: str) -> StrategySpec:
     parts = [p.strip() for p in text.strip().split(":")]
-    name, opts = parts[0], []
+    name, plus, suffix = parts[0].partition("+")
+    name, opts = name.strip(), []
+    if plus:
+        if suffix.strip() != "floor":
+            raise ConfigError(f"strategy {text.strip()!r}: the only suffix is +floor", field="--strategies")
+        opts.append(("floor", "on"))
     if name not in strategy_names():
         raise ConfigError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_names())}", field="--strategies")
     for p in parts[1:]:
@@ -96,8 +118,9 @@ def parse_strategy(text: str) -> StrategySpec:
 
 
 def strategy_list(requested: Sequence[str] | None) -> list[StrategySpec]:
-    """The default and the anchors first (always run), then what was asked for, each once."""
-    specs = [parse_strategy(s) for s in (DEFAULT_STRATEGY, *ANCHORS)]
+    """The default, the plain anchors and the informed ones first (always run), then what was asked for,
+    each once."""
+    specs = [parse_strategy(s) for s in (DEFAULT_STRATEGY, *ANCHORS, *INFORMED_ANCHORS)]
     for text in requested or ():
         s = parse_strategy(text)
         if s.label not in {x.label for x in specs}:
@@ -192,6 +215,19 @@ class Problem:
     def row_of(self, params: Mapping[str, Any]) -> int | None:
         return self.index.get(tuple(params[k] for k in self.choices))
 
+    def trajectory(self, order: Sequence[int]) -> np.ndarray:
+        """hv_ratio after each of the first 1..len(order) evaluations (rows in the order evaluated)."""
+        y = self.values[np.asarray(list(order), dtype=int)] * self.sign
+        out = np.zeros(len(y))
+        front = np.zeros((0, y.shape[1]))
+        hv = 0.0
+        for i, p in enumerate(y):
+            if np.all(p < self.ref) and not np.any(np.all(front <= p, axis=1)):  # p adds hypervolume
+                front = np.vstack([front[~np.all(p <= front, axis=1)], p])
+                hv = _hv(front, self.ref)
+            out[i] = hv / self.true_hv
+        return out
+
     def measure(self, rows: Sequence[int]) -> tuple[float, int]:
         """(hv_ratio, true-front rows among `rows`) for a set of evaluated rows."""
         rows = np.unique(np.asarray(list(rows), dtype=int))
@@ -200,20 +236,37 @@ class Problem:
         hv = _hv(self.values[rows] * self.sign, self.ref)
         return hv / self.true_hv, int(np.isin(self.true_front, rows).sum())
 
-    def strategy_options(self, spec: StrategySpec) -> dict[str, Any]:
-        """The spec's options plus what the bench gives strategies that can use it: the free objectives
-        (`known`, hardware-free mode) and the floors as the reference point (`reference`; `floor=off`
-        in the spec withholds it)."""
-        options: dict[str, Any] = dict(spec.options)
-        floor = str(options.pop("floor", "on")).lower()
+    def _floor_on(self, spec: StrategySpec) -> bool:
+        """Whether `spec` is told the floors: `floor=on|off`, on by default for strategies that take a
+        reference point (the default), off for the others (the plain anchors)."""
+        floor = str(dict(spec.options).get("floor", "on" if uses_known(spec.name) else "off")).lower()
         if floor not in ("on", "off"):
             raise ConfigError(f"strategy {spec.label!r}: floor must be on or off", field="--strategies")
+        if floor == "on" and not (uses_known(spec.name) or reads_constraints(spec.name)):
+            raise ConfigError(f"strategy {spec.label!r}: {spec.name} can take neither a reference point nor a "
+                              "constraint, so it cannot be told the floor", field="--strategies")
+        return floor == "on"
+
+    def strategy_options(self, spec: StrategySpec) -> dict[str, Any]:
+        """The spec's options plus what the bench gives strategies that can use it: the free objectives
+        (`known`, hardware-free mode) and the floors as the reference point (`reference`). A strategy that
+        reads constraints gets the floors through `floor_constraints` instead."""
+        options = {k: v for k, v in spec.options if k != "floor"}
+        floor = self._floor_on(spec)
         if uses_known(spec.name):
             if self.hardware_free:
                 options["known"] = self.known_fn()
-            if floor == "on" and self.floors:
+            if floor and self.floors:
                 options["reference"] = [self.floors.get(o.column) for o in self.objectives]
         return options
+
+    def floor_constraints(self, spec: StrategySpec) -> list[tuple[str, int, float]]:
+        """(constraint name, objective index, sign) per floor for a strategy told the floors as constraints
+        (empty otherwise): the value set on a trial is sign * (value - floor), <= 0 where the floor is met."""
+        if uses_known(spec.name) or not self._floor_on(spec):
+            return []
+        return [(f"floor:{o.column}", j, -1.0 if o.direction == "max" else 1.0)
+                for j, o in enumerate(self.objectives) if o.column in self.floors]
 
     def known_fn(self):
         """params -> objective values with None for the ones that cost budget (hardware-free mode)."""
@@ -278,6 +331,7 @@ def run_one(problem: Problem, spec: StrategySpec, seed: int, budget: int) -> Run
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     options = problem.strategy_options(spec)
+    constraints = problem.floor_constraints(spec)
     strat = make_strategy(spec.name, seed=seed, choices=problem.choices, directions=problem.directions, **options)
     study = optuna.create_study(directions=list(strat.directions), sampler=strat.sampler)
     order: list[int] = []
@@ -293,6 +347,8 @@ def run_one(problem: Problem, spec: StrategySpec, seed: int, budget: int) -> Run
         if row not in seen:
             seen.add(row)
             order.append(row)
+        for name, j, sg in constraints:  # the floor, as Optuna's samplers take a constraint
+            trial.set_constraint(name, sg * (problem.values[row, j] - problem.floors[problem.objectives[j].column]))
         study.tell(trial, strat.study_values(problem.values[row]))
     ratio, found = problem.measure(order)
     return RunResult(spec.label, seed, ratio, found, len(order), proposals, time.perf_counter() - t0, tuple(order))
@@ -366,16 +422,54 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
+def checkpoints(budget: int) -> tuple[int, ...]:
+    return (*(n for n in CHECKPOINTS if n < budget), budget)
+
+
+def median_trajectory(problem: Problem, runs: Sequence[RunResult], budget: int) -> np.ndarray:
+    """Median over runs of hv_ratio after n = 1..budget distinct evaluations (a run that ended early keeps
+    its last value)."""
+    t = np.zeros((len(runs), budget))
+    for i, r in enumerate(runs):
+        tr = problem.trajectory(r.order[:budget])
+        if len(tr):
+            t[i, :len(tr)] = tr
+            t[i, len(tr):] = tr[-1]
+    return np.median(t, axis=0)
+
+
+def evaluations_to_reach(trajectory: np.ndarray, target: float) -> int | None:
+    """The smallest n whose (median) hv_ratio after n evaluations is >= target; None if never."""
+    hit = np.flatnonzero(np.asarray(trajectory) >= target - 1e-12)
+    return int(hit[0]) + 1 if len(hit) else None
+
+
 def summarise(problem: Problem, strategies: Sequence[StrategySpec], seeds: int, budget: int,
               results: Sequence[RunResult]) -> dict[str, Any]:
+    """Per strategy: median and minimum hv_ratio over seeds at the budget, the median at each checkpoint,
+    front points found. `default_vs_best_anchor`: the anchor (plain or informed) with the highest median at
+    the budget, and the fewest evaluations after which the default's median trajectory reaches it (None if
+    it does not within the budget; the whole entry is None when the default or no anchor ran)."""
     out: dict[str, Any] = {"budget": budget, "seeds": seeds, "default": DEFAULT_STRATEGY, "strategies": {},
                            "true_front_points": int(len(problem.true_front))}
+    medians: dict[str, np.ndarray] = {}
+    final: dict[str, float] = {}
     for s in strategies:
         rs = [r for r in results if r.label == s.label]
         hv = [r.hv_ratio for r in rs]
+        medians[s.label] = median_trajectory(problem, rs, budget)
+        final[s.label] = statistics.median(hv)
         out["strategies"][s.label] = {
             "hv_ratio_median": round(statistics.median(hv), 4),
             "hv_ratio_min": round(min(hv), 4),
             "front_points_found_median": _num(statistics.median(r.front_points_found for r in rs)),
+            "hv_ratio_median_at": {str(n): round(float(medians[s.label][n - 1]), 4) for n in checkpoints(budget)},
         }
+    anchors = [s.label for s in strategies if s.label in (*ANCHORS, *INFORMED_ANCHORS)]
+    out["default_vs_best_anchor"] = None
+    if DEFAULT_STRATEGY in final and anchors:
+        best = max(anchors, key=lambda a: final[a])  # the first of equals
+        out["default_vs_best_anchor"] = {
+            "anchor": best, "hv_ratio_median": round(final[best], 4),
+            "default_evaluations_to_reach": evaluations_to_reach(medians[DEFAULT_STRATEGY], final[best])}
     return out

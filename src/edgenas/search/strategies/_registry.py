@@ -48,6 +48,7 @@ class _Entry:
     build: Callable[..., Strategy]
     uses_known: bool = False  # accepts `known` (cheap objectives known before evaluation) and `reference`
     multi_objective: bool = True
+    reads_constraints: bool = False  # reads Optuna's per-trial constraints (`Trial.set_constraint`)
 
 
 def _coerce(v: Any) -> Any:
@@ -151,10 +152,10 @@ _REGISTRY: dict[str, _Entry] = {
                              "the largest optimistic hypervolume improvement; uses cheap objectives exactly",
                              _frontier, uses_known=True),
     "random": _Entry("Optuna RandomSampler: uniform over the choices", _random),
-    "nsga2": _Entry("Optuna NSGAIISampler (defaults: population 50)", _nsga2),
-    "nsga3": _Entry("Optuna NSGAIIISampler (defaults: population 50)", _nsga3),
-    "tpe": _Entry("Optuna TPESampler (multi-objective TPE, defaults)", _tpe),
-    "gp": _Entry("Optuna GPSampler (optional: needs torch and scipy)", _gp),
+    "nsga2": _Entry("Optuna NSGAIISampler (defaults: population 50)", _nsga2, reads_constraints=True),
+    "nsga3": _Entry("Optuna NSGAIIISampler (defaults: population 50)", _nsga3, reads_constraints=True),
+    "tpe": _Entry("Optuna TPESampler (multi-objective TPE, defaults)", _tpe, reads_constraints=True),
+    "gp": _Entry("Optuna GPSampler (optional: needs torch and scipy)", _gp, reads_constraints=True),
     "evolution": _Entry("regularized (aging) evolution, tournament on non-dominated rank + crowding",
                         _evolution),
     "mnas": _Entry("MnasNet reward ACC*(LAT/TARGET)^w as one objective (options target, w=-0.07, "
@@ -173,6 +174,12 @@ def strategy_summary(name: str) -> str:
 def uses_known(name: str) -> bool:
     """Whether the strategy accepts `known=` (objectives known for every candidate before evaluation)."""
     return _entry(name).uses_known
+
+
+def reads_constraints(name: str) -> bool:
+    """Whether the strategy's sampler reads the constraints set on each trial (`Trial.set_constraint`,
+    Optuna >= 5; what replaced `constraints_func`): a feasible trial is preferred to an infeasible one."""
+    return _entry(name).reads_constraints
 
 
 def _entry(name: str) -> _Entry:
