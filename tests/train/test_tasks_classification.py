@@ -15,16 +15,7 @@ from edgenas.errors import ConfigError
 from edgenas.train.tasks import Task, make_task
 from edgenas.train.tasks.classification import digits_arrays, render_digits_hard, seeded_split
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGENAS_DATA_CACHE", str(tmp_path / "cache"))
-
-
-def assert_close(a, b, *, atol: float = 1e-5, rtol: float = 1.3e-6) -> None:
-    """torch.testing.assert_close's float32 tolerances, without its first-call import of torch.distributed
-    (seconds)."""
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
+from task_helpers import assert_close
 
 
 def test_digits_resized_and_split():

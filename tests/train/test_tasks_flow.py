@@ -16,18 +16,9 @@ from edgenas.train.tasks import flow_synthetic as synth
 from edgenas.train.tasks import make_task
 from edgenas.train.tasks.flow import FlowTask, downsample_target, flow_metric_sums, multiscale_loss
 
+from task_helpers import assert_close
+
 CLEAN = synth.SynthSettings(noise=0.0, blur=0.0, brightness=0.0)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGENAS_DATA_CACHE", str(tmp_path / "cache"))
-
-
-def assert_close(a, b, *, atol: float = 1e-5, rtol: float = 1.3e-6) -> None:
-    """torch.testing.assert_close's float32 tolerances, without its first-call import of torch.distributed
-    (seconds)."""
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
 
 
 def _bilinear_np(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
