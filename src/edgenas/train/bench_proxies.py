@@ -82,8 +82,7 @@ PROXY_BATCH = 64
 # The smoke preset per task type: a tiny resolution, few samples, few epochs (the rest of the recipe as in
 # the config). A type not listed keeps its data and resolution and trains SMOKE_EPOCHS epochs.
 SMOKE: dict[str, dict[str, Any]] = {
-    "flow": {"resolution": (32, 48), "task": {"train_samples": 96, "val_samples": 48}, "epochs": 5,
-             "batch_size": 16},
+    "flow": {"resolution": (32, 48), "task": {"train_samples": 96, "val_samples": 48}, "epochs": 5},
     "digits-hard": {"resolution": (32, 32), "task": {"train_samples": 1000, "val_samples": 500}, "epochs": 8,
                     "batch_size": 32},
     "digits": {"resolution": (16, 16), "task": {}, "epochs": 6},
