@@ -129,9 +129,11 @@ def bench_proxies(
                         f"({'lower' if not s['higher_is_better'] else 'higher'} is better; oriented so + = agrees)")
     for col in bp.TABLE_HEADER:
         table.add_column(col, justify="left" if col == "estimate" else "right")
-    for row in bp.table_rows(s):
+    rows = bp.table_rows(s)
+    for row in rows:
         table.add_row(*row)
-    console.print(table)
+    if rows:
+        console.print(table)
     n = s["genotypes"]
     console.print(bp.headline(s), markup=False, highlight=False)
     console.print(f"{n['runs_done']} of {n['runs_total']} runs kept ({run.done_now} now); {out}", markup=False,
