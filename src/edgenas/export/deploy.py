@@ -1,0 +1,263 @@
+"""`edgenas export`: a trained checkpoint -> the files a firmware project needs for one Ethos-U target.
+
+Steps: load and check the checkpoint against the genotype; build the network at the export resolution;
+post-training quantise it (BatchNorm folded, calibrated on N training samples); compile it for the
+profile; refuse it when an op would run on the CPU (unless allowed) or it does not fit the device's
+memory; measure the task's metric on the float module and on the int8 file (LiteRT reference kernels);
+size the TFLite Micro arena; then write everything into a temporary folder beside DIR and rename it, so
+a failure leaves no DIR and no partial files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from edgenas.errors import CompileError, ConfigError
+from edgenas.export import tflm
+from edgenas.export.c_array import ALIGNMENT, c_array_files
+from edgenas.export.int8_eval import int8_metrics
+from edgenas.export.summary import output_units, preprocessing, tensor_entry
+from edgenas.hardware.profile import HardwareProfile, vela_cli_args
+
+INT8_FILE = "model_int8.tflite"
+VELA_FILE = "model_int8_vela.tflite"
+SUMMARY_FILE = "summary.json"
+SUMMARY_FORMAT = 1
+CALIBRATION_SEED = 0
+
+# (stage, done, total): stages "data", "calibrate", "compile", "evaluate float", "evaluate int8", "arena"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    config: str
+    genotype: str
+    checkpoint: Path
+    profile: HardwareProfile
+    out: Path
+    resolution: str | None = None
+    calibration_samples: int = 200
+    allow_cpu_ops: bool = False
+
+
+def check_out_dir(out: Path) -> None:
+    """DIR must not exist (or be an empty folder): an export never mixes with older files."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError("already exists and is not an empty folder; choose another --out", source=str(out),
+                          field="--out")
+
+
+def check_profile(profile: HardwareProfile) -> None:
+    if profile.evaluator != "vela" or profile.accelerator_config is None:
+        raise ConfigError(f"profile {profile.name!r} has no Ethos-U compiler target (evaluator: vela with an "
+                          "accelerator_config); export compiles for one, e.g. ethos-u55-256", field="--hardware")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _op_names(model: bytes) -> list[str]:
+    """The op code of every operator of the file, in order."""
+    from ethosu.vela.tflite import Model
+
+    from edgenas.tflite.reader import inspect_tflite
+
+    codes = inspect_tflite(model).op_codes
+    sg = Model.Model.GetRootAs(model, 0).Subgraphs(0)
+    return [codes[sg.Operators(i).OpcodeIndex()] for i in range(sg.OperatorsLength())]
+
+
+def _calibration_batches(ds: Any, n: int, progress: Progress | None, batch: int = 32):
+    order = np.random.default_rng(CALIBRATION_SEED).permutation(len(ds))[:n]
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        yield torch.stack([ds[int(i)][0] for i in idx])
+        if progress is not None:
+            progress("calibrate", min(start + batch, len(order)), len(order))
+
+
+def _check_device(measurement: Any, vela_ops: list[str], req: ExportRequest) -> None:
+    from edgenas.hardware.fit import fit_flags, sram_demand_kib
+
+    p, m = req.profile, measurement.metrics
+    cpu = sorted({op for op in vela_ops if op != tflm.ETHOS_U_OP})
+    if int(m["cpu_ops"]) > 0 and not req.allow_cpu_ops:
+        raise ConfigError(f"{int(m['cpu_ops'])} op(s) would run on the CPU of {p.name} ({', '.join(cpu) or '?'}); "
+                          "choose a genotype without them or pass --allow-cpu-ops", field="--allow-cpu-ops")
+    flags = fit_flags(measurement, p)
+    if flags["over_sram"]:
+        raise ConfigError(f"the model needs {sram_demand_kib(measurement, p):.1f} KiB of SRAM, {p.name} has "
+                          f"sram_kib {p.sram_kib}; export at a smaller --resolution or choose a smaller network",
+                          field="sram_kib")
+    if flags["over_flash"]:
+        raise ConfigError(f"the model needs {float(m['offchip_flash_kib']):.1f} KiB of flash, {p.name} has "
+                          f"flash_kib {p.flash_kib}", field="flash_kib")
+    if flags["over_dram"]:
+        raise ConfigError(f"the model needs {float(m['dram_kib']):.1f} KiB of DRAM, {p.name} has dram_kib "
+                          f"{p.dram_kib}", field="dram_kib")
+
+
+def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Every file of the export in memory ({name: bytes}) and the summary; raises ConfigError / CompileError."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgenas.export.ptq import to_int8_tflite
+    from edgenas.hardware.vela import VelaEvaluator, compiler_version
+    from edgenas.space.config import format_resolution
+    from edgenas.train.builder import GraphModule
+    from edgenas.train.run import make_candidate, resolve_resolution
+    from edgenas.train.trainer import check_identity, evaluate, load_checkpoint, load_weights
+
+    check_profile(req.profile)
+    c = make_candidate(req.config, req.genotype)
+    res = resolve_resolution(c.space, req.resolution, "--resolution") if req.resolution else c.resolution
+    state = load_checkpoint(req.checkpoint)
+    try:
+        check_identity(state, c.identity, req.checkpoint)
+    except ConfigError as e:
+        raise ConfigError(e.message, source=str(req.checkpoint), field="--genotype") from None
+    graph = c.graph(res)
+    module = GraphModule(graph)
+    load_weights(module, state, req.checkpoint)
+    module.eval()
+
+    def data_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress("data", done, total)
+
+    data = c.task.data(res, seed=c.recipe.seed, progress=data_progress)
+    n_cal = min(req.calibration_samples, len(data.train))
+    tflite, _ = to_int8_tflite(module, _calibration_batches(data.train, n_cal, progress))
+
+    if progress is not None:
+        progress("compile", 0, 1)
+    measurement, vela = VelaEvaluator(req.profile).compile(tflite, per_layer=False)
+    if vela is None:
+        raise CompileError(f"the compiler rejected the model for {req.profile.name}: {measurement.error}")
+    if progress is not None:
+        progress("compile", 1, 1)
+    vela_ops = _op_names(vela)
+    _check_device(measurement, vela_ops, req)
+
+    val = c.task.eval_data(res)
+    n_val = len(val)
+    if progress is not None:
+        progress("evaluate float", 0, n_val)
+    metric_float = evaluate(module, c.task, val, batch_size=32, device=torch.device("cpu"))
+    if progress is not None:
+        progress("evaluate float", n_val, n_val)
+    metric_int8 = int8_metrics(tflite, list(graph.outputs), c.task, val,
+                               progress=None if progress is None else lambda d, t: progress("evaluate int8", d, t))
+
+    if progress is not None:
+        progress("arena", 0, 1)
+    arena_int8 = tflm.int8_arena(tflite)
+    arena_vela = tflm.vela_arena(vela, arena_int8)
+    if progress is not None:
+        progress("arena", 1, 1)
+
+    it = Interpreter(model_content=tflite)
+    (inp,) = [tensor_entry(d) for d in it.get_input_details()]
+    outputs = [tensor_entry(d) for d in it.get_output_details()]
+    ident, c_text, h_text = c_array_files(vela, VELA_FILE)
+    files = {INT8_FILE: tflite, VELA_FILE: vela, f"{ident}.c": c_text.encode(), f"{ident}.h": h_text.encode()}
+    registered = tflm.ops_to_register(tuple(dict.fromkeys(vela_ops)))
+    m = measurement.metrics
+    primary = c.task.primary
+    summary: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "fps": m["fps"],
+        "inference_ms": m["inference_ms"],
+        "sram_kib": m["sram_kib"],
+        "offchip_flash_kib": m["offchip_flash_kib"],
+        "npu_ops": int(m["npu_ops"]),
+        "cpu_ops": sorted({op for op in vela_ops if op != tflm.ETHOS_U_OP}),
+        "cpu_op_count": int(m["cpu_ops"]),
+        "metric": primary,
+        "metric_higher_is_better": c.task.higher_is_better,
+        "metric_float": metric_float[primary],
+        "metric_int8": metric_int8[primary],
+        "metrics_float": metric_float,
+        "metrics_int8": metric_int8,
+        "metric_data": {"set": "the task's validation set", "samples": n_val, "resolution": format_resolution(res),
+                        "int8_runtime": "ai-edge-litert Interpreter, OpResolverType.BUILTIN_REF"},
+        "calibration": {"samples": n_cal, "set": f"training set, first {n_cal} of a permutation seeded "
+                                                 f"{CALIBRATION_SEED}"},
+        "input": inp,
+        "outputs": outputs,
+        "preprocessing": preprocessing(c.task, res, (inp["scale"], inp["zero_point"])),
+        "output_units": output_units(c.task, res),
+        "tflm": {
+            "tensor_arena_bytes": arena_vela["arena_bytes"],
+            "vela_model": arena_vela,
+            "int8_model": arena_int8,
+            "ops_to_register": registered,
+            "op_resolver": f"tflite::MicroMutableOpResolver<{len(registered)}> resolver; "
+                           + " ".join(f"resolver.{r['resolver_call']}();" for r in registered),
+        },
+        "c_array": {"symbol": ident, "length_symbol": f"{ident}_len", "alignment": ALIGNMENT,
+                    "files": [f"{ident}.c", f"{ident}.h"]},
+        "compiler": compiler_version(),
+        "compiler_figures": dict(m),
+        "profile": {"name": req.profile.name, "values": req.profile.to_dict(),
+                    "vela_cli_args": vela_cli_args(req.profile)},
+        "genotype": str(c.genotype),
+        "genotype_choices": c.genotype.as_dict(),
+        "arch_id": c.genotype.arch_id,
+        "space": c.space.name,
+        "config": str(req.config),
+        "resolution": format_resolution(res),
+        "checkpoint": str(req.checkpoint),
+        "checkpoint_sha256": sha256_file(req.checkpoint),
+        "files": {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for name, b in files.items()},
+    }
+    return files, summary
+
+
+def write_export(out: Path, files: dict[str, bytes], summary: dict[str, Any]) -> None:
+    """All files into a temporary folder beside `out`, then one rename: `out` appears whole or not at all."""
+    out = Path(out)
+    check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
+    try:
+        for name, data in {**files, SUMMARY_FILE: (json.dumps(summary, indent=1) + "\n").encode()}.items():
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.rename(tmp, out)  # replaces an empty folder too
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def export(req: ExportRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """Build and write the export; returns the summary."""
+    check_out_dir(req.out)
+    files, summary = build_export(req, progress)
+    write_export(req.out, files, summary)
+    return summary
