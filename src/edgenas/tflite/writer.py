@@ -44,7 +44,7 @@ from ethosu.vela.tflite import (
 from edgenas.errors import GraphError
 from edgenas.graph.ir import OP_ATTRS, WEIGHTED_OPS, Graph, Op
 from edgenas.tflite._fb import Assembler, Quant
-from edgenas.tflite.quant import QuantParams, assign_activation_quant
+from edgenas.tflite.quant import QuantParams, assign_activation_quant, requantized_concat_inputs
 from edgenas.tflite.weights import WEIGHTS_DESCRIPTION, trained_like_weights
 
 __all__ = ["WEIGHTS_DESCRIPTION", "FloatWeights", "GivenWeights", "graph_to_float_tflite", "graph_to_tflite"]
@@ -121,6 +121,9 @@ class _Writer:
         self.given = given
         self.float_weights = float_weights  # set: a float32 file (tests only), no quantisation anywhere
         self.quant = assign_activation_quant(graph, overrides)
+        # Concat inputs whose params differ from the output's (per-input concat scales): TFLite's int8
+        # CONCATENATION needs equal params, so each gets a QUANTIZE (requantise) first. None by default.
+        self.requantized = {} if float_weights is not None else requantized_concat_inputs(graph, self.quant)
         if float_weights is None:
             desc = f"edgenas {graph.name}; weights={WEIGHTS_DESCRIPTION} seed={seed} per_channel={per_channel}"
         else:
@@ -226,6 +229,13 @@ class _Writer:
 
     def concat(self, op: Op) -> None:
         ins, outs = self._io(op)
+        if op.name in self.requantized:
+            scale, zp = self.quant[op.outputs[0]]
+            for i in self.requantized[op.name]:
+                t = op.inputs[i]
+                requant = self.asm.add_tensor(f"{op.name}.requant{i}", self.g.shape(t), _INT8, Quant((scale,), (zp,)))
+                self.asm.add_operator(_OP.QUANTIZE, [ins[i]], [requant])  # version 1: int8 -> int8, per tensor
+                ins[i] = requant
         axis = len(self.g.shape(op.outputs[0])) - 1
         opts = _opts(ConcatenationOptions, Axis=axis)
         self.asm.add_operator(_OP.CONCATENATION, ins, outs, opts, version=2)
