@@ -162,7 +162,7 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
     metric_float = evaluate(module, c.task, val, batch_size=32, device=torch.device("cpu"))
     if progress is not None:
         progress("evaluate float", n_val, n_val)
-    metric_int8 = int8_metrics(tflite, list(graph.outputs), c.task, val,
+    metric_int8, resolver = int8_metrics(tflite, list(graph.outputs), c.task, val,
                                progress=None if progress is None else lambda d, t: progress("evaluate int8", d, t))
 
     if progress is not None:
@@ -196,7 +196,7 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         "metrics_float": metric_float,
         "metrics_int8": metric_int8,
         "metric_data": {"set": "the task's validation set", "samples": n_val, "resolution": format_resolution(res),
-                        "int8_runtime": "ai-edge-litert Interpreter, OpResolverType.BUILTIN_REF"},
+                        "int8_runtime": f"ai-edge-litert Interpreter, OpResolverType.{resolver}"},
         "calibration": {"samples": n_cal, "set": f"training set, first {n_cal} of a permutation seeded "
                                                  f"{CALIBRATION_SEED}"},
         "input": inp,
