@@ -1,0 +1,347 @@
+"""The torch int8 network (`export.int8_sim`) computes what TFLite's reference kernels compute, bit for bit.
+
+Independent truths: LiteRT's interpreter with `OpResolverType.BUILTIN_REF` (TFLite's reference kernels)
+and the TensorFlow Lite Micro interpreter, both running the file the writer makes from the same Graph,
+weights and activation quantisation. Op by op (every IR op kind, power-of-two scales whose multipliers put
+accumulators exactly on x.5, and random float32 scales), every registered block and upsampler, and two
+whole networks (flow, classifier). Negative controls: the same checks fail with round-half-to-even
+requantisation and with half_pixel_centers flipped. Where TFLite Micro differs from LiteRT, a test names
+the op and measures the difference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from int8_helpers import (
+    agreement,
+    builder_tests,
+    calibrated,
+    int8_inputs,
+    random_quant,
+    random_weights,
+    run_litert_ref,
+    run_sim,
+    run_tflm,
+    write,
+)
+
+from edgenas.export import int8_sim
+from edgenas.export.fixedpoint import round_half_away
+from edgenas.export.int8_sim import FakeQuantGraph, Int8Graph, dequantize, quantize
+from edgenas.graph.blocks import UPSAMPLERS
+from edgenas.graph.ir import Graph
+from edgenas.space.space import load_space
+from edgenas.tflite.writer import GivenWeights
+from edgenas.train.builder import GraphModule
+
+OP_CASES = [
+    ("conv2d", dict(kernel=3, stride=1, out_channels=6, act="none")),
+    ("conv2d", dict(kernel=5, stride=2, out_channels=6, act="relu")),
+    ("conv2d", dict(kernel=1, stride=1, out_channels=6, act="relu6")),
+    ("conv2d", dict(kernel=2, stride=2, out_channels=4, act="none")),
+    ("depthwise_conv2d", dict(kernel=3, stride=2, act="none")),
+    ("depthwise_conv2d", dict(kernel=7, stride=1, act="relu6")),
+    ("transpose_conv2d", dict(kernel=4, stride=2, out_channels=5, act="none")),
+    ("transpose_conv2d", dict(kernel=3, stride=2, out_channels=5, act="relu")),
+    ("transpose_conv2d", dict(kernel=1, stride=2, out_channels=3, act="none")),
+    ("fully_connected", dict(units=7, act="none")),
+    ("fully_connected", dict(units=7, act="relu6")),
+    ("max_pool2d", dict(kernel=3, stride=2)),
+    ("max_pool2d", dict(kernel=2, stride=2)),
+    ("resize_bilinear", dict(scale=2, half_pixel_centers=False)),
+    ("resize_bilinear", dict(scale=2, half_pixel_centers=True)),
+    ("resize_bilinear", dict(scale=3, half_pixel_centers=True)),
+    ("resize_nearest", dict(scale=2)),
+    ("resize_nearest", dict(scale=3)),
+    ("depth_to_space", dict(block=2, lowering="transpose_conv")),
+    ("hard_swish", {}),
+    ("relu", {}),
+    ("relu6", {}),
+    ("global_avg_pool", {}),
+    ("split", dict(sizes=(3, 5))),
+    ("transpose", dict(perm=(0, 2, 1, 3))),
+    ("reshape", dict(shape=(1, 9, 88))),
+]  # fmt: skip
+_IDS = [f"{k}-" + "-".join(f"{v}" for v in a.values()) for k, a in OP_CASES]
+
+
+def one_op(kind: str, attrs: dict, shape: tuple[int, ...] = (1, 9, 11, 8), n_in: int = 1) -> Graph:
+    g = Graph("op")
+    xs = [g.add_input(f"in{i}", shape) for i in range(n_in)]
+    for t in g.add_multi(kind, "op", xs, **attrs):
+        g.mark_output(t)
+    return g
+
+
+def case(graph: Graph, seed: int, ties: bool):
+    rng = np.random.default_rng(seed)
+    aq = random_quant(graph, rng, ties)
+    w = random_weights(graph, aq, rng, ties)
+    return w, aq, write(graph, w, aq), int8_inputs(graph, rng)
+
+
+# ---- op by op against LiteRT's reference kernels and TFLite Micro ---------------------------------------
+
+@pytest.mark.parametrize("ties", [True, False], ids=["pow2-scales", "random-scales"])
+@pytest.mark.parametrize("kind,attrs", OP_CASES, ids=_IDS)
+def test_every_op_bit_exact(kind: str, attrs: dict, ties: bool) -> None:
+    g = one_op(kind, attrs)
+    w, aq, model, x = case(g, 1, ties)
+    ref, micro = run_litert_ref(model, g, x), run_tflm(model, g, x)
+    exact, _, worst = agreement(run_sim(g, w, aq, x), ref)
+    assert exact == 1.0, f"{kind}: {exact:.2%} exact, max |diff| {worst}"
+    assert agreement(run_sim(g, w, aq, x, kernels="tflm"), micro)[0] == 1.0
+    if kind not in ("relu6", "fully_connected"):  # where TFLite Micro differs, see the tests below
+        assert agreement(micro, ref)[0] == 1.0
+
+
+@pytest.mark.parametrize("act", ["none", "relu", "relu6"])
+@pytest.mark.parametrize("ties", [True, False], ids=["pow2-scales", "random-scales"])
+def test_add_with_different_input_scales_bit_exact(act: str, ties: bool) -> None:
+    g = one_op("add", {"act": act}, n_in=2)
+    rng = np.random.default_rng(2)
+    aq = random_quant(g, rng, ties)
+    aq["in1"] = (aq["in1"][0] * (2.0 if ties else 1.37), aq["in1"][1] + 3)
+    model, x = write(g, {}, aq), int8_inputs(g, rng)
+    ref = run_litert_ref(model, g, x)
+    assert agreement(run_sim(g, {}, aq, x), ref)[0] == 1.0
+    assert agreement(run_tflm(model, g, x), ref)[0] == 1.0
+
+
+@pytest.mark.parametrize("per_input", [False, True], ids=["shared-scale", "requantized-inputs"])
+def test_concat_bit_exact(per_input: bool) -> None:
+    g = one_op("concat", {}, n_in=3)
+    rng = np.random.default_rng(3)
+    aq = random_quant(g, rng, ties=False)
+    if per_input:
+        quant = pytest.importorskip("edgenas.tflite.quant")
+        if not hasattr(quant, "requantized_concat_inputs"):
+            pytest.skip("the writer does not requantise concat inputs yet")
+        aq["in0"] = (aq["op"][0] * 1.7, aq["op"][1] - 9)
+        aq["in2"] = (aq["op"][0] * 0.61, aq["op"][1] + 5)
+        assert quant.requantized_concat_inputs(g, aq) == {"op": (0, 2)}
+    model, x = write(g, {}, aq), int8_inputs(g, rng)
+    ref = run_litert_ref(model, g, x)
+    assert agreement(run_sim(g, {}, aq, x), ref)[0] == 1.0
+    assert agreement(run_tflm(model, g, x), ref)[0] == 1.0
+
+
+def test_depth_to_space_op_against_micro_and_litert() -> None:
+    """LiteRT's reference resolver has no int8 DEPTH_TO_SPACE (version 2), so the op form is checked
+    against TFLite Micro and LiteRT's default kernels (pure data movement: no rounding to differ)."""
+    g = one_op("depth_to_space", {"block": 2, "lowering": "op"})
+    w, aq, model, x = case(g, 4, ties=False)
+    with pytest.raises(ValueError, match="DEPTH_TO_SPACE"):
+        run_litert_ref(model, g, x)
+    got = run_sim(g, w, aq, x)
+    assert agreement(got, run_tflm(model, g, x))[0] == 1.0
+    assert agreement(got, run_litert_ref(model, g, x, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"))[0] == 1.0
+
+
+def test_tflm_relu6_ignores_output_quantisation() -> None:
+    """TFLite Micro's int8 RELU6 (micro/kernels/activations.cc, Relu6Prepare/Relu6Quantized) clamps the
+    input bytes to [zp_in, zp_in + round(6 / s_in)] and never requantises to the output's (scale, zero
+    point); LiteRT (and this simulator) requantise. Equal quantisation: identical; different: measured."""
+    g = one_op("relu6", {})
+    w, aq, model, x = case(g, 1, ties=False)
+    s_in, zp_in = aq["in0"]
+    assert aq["op"] != aq["in0"]
+    ref, micro = run_litert_ref(model, g, x)[0], run_tflm(model, g, x)[0]
+    assert agreement([run_sim(g, w, aq, x, kernels="tflm")[0]], [micro])[0] == 1.0
+    six = zp_in + round_half_away(float(np.float32(6.0) / np.float32(s_in)))
+    np.testing.assert_array_equal(micro, np.clip(x[0], zp_in, min(six, 127)))
+    exact, _, worst = agreement([micro], [ref])
+    assert exact < 0.5 and worst > 10  # measured: 13% equal, up to 73 LSB apart
+    aq_same = dict(aq, op=aq["in0"])
+    model_same = write(g, w, aq_same)
+    ref_same = run_litert_ref(model_same, g, x)
+    assert agreement(run_tflm(model_same, g, x), ref_same)[0] == 1.0
+    assert agreement(run_sim(g, w, aq_same, x), ref_same)[0] == 1.0
+
+
+# ---- rounding ties: inputs built so requantised values sit exactly on x.5 -------------------------------
+
+def tie_case(kind: str) -> tuple[Graph, dict, dict, list[np.ndarray], float]:
+    """A weighted op whose requantisation multiplier is exactly 1/4 (s_in 2^-4, s_w 2^-6, s_out 2^-8):
+    accumulators 4k+2 are exact ties (positive and negative), 4k+1 are where double rounding goes up.
+    Small weights and inputs near the zero point keep most outputs inside [-128, 127]; some saturate."""
+    attrs = {"conv2d": dict(kernel=3, stride=1, out_channels=6, act="none"),
+             "depthwise_conv2d": dict(kernel=3, stride=1, act="none"),
+             "transpose_conv2d": dict(kernel=4, stride=2, out_channels=4, act="none"),
+             "fully_connected": dict(units=64, act="none")}[kind]
+    g = one_op(kind, attrs, shape=(1, 6, 7, 4))
+    rng = np.random.default_rng(5)
+    aq = {"in0": (2.0**-4, 3), "op": (2.0**-8, -2)}
+    base = random_weights(g, aq, rng, ties=True)["op"]
+    w = {"op": GivenWeights(rng.integers(-2, 3, base.weights.shape).astype(np.int8),
+                            rng.integers(-60, 61, base.bias.shape).astype(np.int32),
+                            np.full(base.scales.shape, 2.0**-6, np.float32))}
+    x = [np.clip(rng.integers(-12, 13, g.shape("in0")) + 3, -128, 127).astype(np.int8)]
+    x[0].reshape(-1)[:6] = (-128, 127, -128, 127, -128, 127)
+    return g, w, aq, x, 0.25
+
+
+def test_tie_inputs_hit_ties_and_saturation() -> None:
+    """The tie construction does what it claims: the exact accumulators (numpy, from the file's numbers)
+    put many outputs on +x.5 and -x.5, and the outputs reach both -128 and 127."""
+    g, w, aq, x, m = tie_case("fully_connected")
+    gw = w["op"]
+    acc = (x[0].reshape(1, -1).astype(np.int64) - aq["in0"][1]) @ gw.weights.astype(np.int64).T + gw.bias
+    v = acc * m
+    frac = v - np.floor(v)
+    assert np.sum((frac == 0.5) & (v > 0)) >= 3 and np.sum((frac == 0.5) & (v < 0)) >= 3
+    out = run_litert_ref(write(g, w, aq), g, x)[0]
+    assert out.min() == -128 and out.max() == 127
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "transpose_conv2d", "fully_connected"])
+def test_ties_bit_exact_and_half_even_fails(kind: str) -> None:
+    g, w, aq, x, _ = tie_case(kind)
+    model = write(g, w, aq)
+    ref, micro = run_litert_ref(model, g, x), run_tflm(model, g, x)
+    assert agreement(run_sim(g, w, aq, x), ref)[0] == 1.0
+    assert agreement(run_sim(g, w, aq, x, kernels="tflm"), micro)[0] == 1.0
+    if kind != "fully_connected":
+        assert agreement(micro, ref)[0] == 1.0
+    # Negative control: torch-style round-half-to-even requantisation misses on many tie outputs.
+    exact, within1, _ = agreement(run_sim(g, w, aq, x, rounding="half_even"), ref)
+    assert exact < 0.95 and within1 == 1.0
+
+
+def test_tflm_fully_connected_rounds_twice() -> None:
+    """FULLY_CONNECTED: LiteRT's reference kernel rounds acc * M once in double (ties away from zero);
+    TFLite Micro uses MultiplyByQuantizedMultiplier's double rounding, which rounds acc * M = k + 1/4 up.
+    Measured on the multiplier-1/4 construction: they differ by exactly 1 LSB, only where acc = 4k + 1 > 0."""
+    g, w, aq, x, m = tie_case("fully_connected")
+    model = write(g, w, aq)
+    ref, micro = run_litert_ref(model, g, x)[0], run_tflm(model, g, x)[0]
+    gw = w["op"]
+    acc = ((x[0].reshape(1, -1).astype(np.int64) - aq["in0"][1]) @ gw.weights.astype(np.int64).T + gw.bias)
+    diff = micro.astype(np.int64) - ref
+    inside = (ref > -128) & (ref < 127)
+    assert set(np.unique(diff[inside])) == {0, 1}
+    np.testing.assert_array_equal(diff[inside] == 1, ((acc % 4 == 1) & (acc > 0))[inside])
+    # Random float32 scales: no exact quarter, so the two agree.
+    g2 = one_op("fully_connected", dict(units=256, act="none"), shape=(1, 6, 7, 4))
+    _, _, model2, x2 = case(g2, 0, ties=False)
+    assert agreement(run_tflm(model2, g2, x2), run_litert_ref(model2, g2, x2))[0] == 1.0
+
+
+# ---- every registered block and upsampler, calibrated like an export ------------------------------------
+
+def check_graph(g: Graph, seed: int = 0) -> tuple[float, float, float]:
+    """Exact-match fractions on the calibrated int8 file: (sim vs LiteRT-ref, TFLM vs LiteRT-ref, the
+    simulator in TFLite Micro's mode vs TFLM)."""
+    w, aq = calibrated(g, seed)
+    model = write(g, w, aq)
+    x = int8_inputs(g, np.random.default_rng(seed + 7))
+    ref, micro = run_litert_ref(model, g, x), run_tflm(model, g, x)
+    return (agreement(run_sim(g, w, aq, x), ref)[0], agreement(micro, ref)[0],
+            agreement(run_sim(g, w, aq, x, kernels="tflm"), micro)[0])
+
+
+@pytest.mark.parametrize("block", builder_tests.BLOCKS)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_every_block_bit_exact(block: str, stride: int) -> None:
+    assert check_graph(builder_tests.block_graph(block, stride, "relu")) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("act", ["relu6", "hard_swish"])
+def test_block_activations_bit_exact(act: str) -> None:
+    assert check_graph(builder_tests.block_graph("mbconv_e4", 1, act)) == (1.0, 1.0, 1.0)
+    assert check_graph(builder_tests.block_graph("resnet", 1, act)) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("kind", [k for k in UPSAMPLERS if k != "depth_to_space_op"])
+def test_every_upsampler_bit_exact(kind: str) -> None:
+    assert check_graph(builder_tests.upsample_graph(kind)) == (1.0, 1.0, 1.0)
+
+
+def test_negative_control_half_pixel_centers_flipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = int8_sim.resize_bilinear_int8
+    monkeypatch.setattr(int8_sim, "resize_bilinear_int8", lambda x, h, w, hpc, r: real(x, h, w, not hpc, r))
+    for kind in ("bilinear", "bilinear_hpc"):
+        assert check_graph(builder_tests.upsample_graph(kind))[0] < 0.9
+
+
+# ---- whole networks -----------------------------------------------------------------------------------
+
+def flow_graph() -> Graph:
+    space = load_space("flow_head_upsample")
+    return space.build(space.parse_genotype("backbone=mbconv_e4,head1_block=dsconv3x3"), (16, 24))
+
+
+def classifier_graph(tmp_path) -> Graph:
+    cfg = tmp_path / "cls.yaml"
+    cfg.write_text("network: stages\nname: cls\ninput_channels: 1\nresolutions: [16x16]\n"
+                   "widths: {stem: 8, stages: 2, units_per_stage: 1, classes: 10}\n"
+                   "choices: {stage_block: [dsconv3x3, mbconv_e4]}\n")
+    space = load_space(str(cfg))
+    return space.build(space.parse_genotype(""), (16, 16))
+
+
+def test_flow_network_bit_exact() -> None:
+    g = flow_graph()
+    assert {"resize_bilinear", "add", "concat"} <= {op.kind for op in g.ops}
+    assert check_graph(g) == (1.0, 1.0, 1.0)
+
+
+def test_classifier_network_bit_exact(tmp_path) -> None:
+    g = classifier_graph(tmp_path)
+    assert {"global_avg_pool", "fully_connected"} <= {op.kind for op in g.ops}
+    assert check_graph(g) == (1.0, 1.0, 1.0)
+
+
+def test_negative_control_half_even_on_a_network() -> None:
+    g = flow_graph()
+    w, aq = calibrated(g)
+    model = write(g, w, aq)
+    x = int8_inputs(g, np.random.default_rng(7))
+    ref = run_litert_ref(model, g, x)
+    assert agreement(run_sim(g, w, aq, x), ref)[0] == 1.0
+    assert agreement(run_sim(g, w, aq, x, rounding="half_even"), ref)[0] < 0.999
+
+
+# ---- the float wrapper: exact forward, straight-through backward ---------------------------------------
+
+def test_fake_quant_forward_is_the_int8_file_and_backward_reaches_float_weights() -> None:
+    g = builder_tests.block_graph("mbconv_e4", 1, "relu")
+    torch.manual_seed(0)
+    module = builder_tests.trained_like(GraphModule(g), 0)
+    w, aq = calibrated(g)  # same seed: the same module and calibration
+    fq = FakeQuantGraph(module, aq)
+    x = torch.randn(2, 16, 12, 16, generator=torch.Generator().manual_seed(9), requires_grad=True)
+    (y,) = fq(x)
+    q_in = quantize(x.detach(), aq["input"]).permute(0, 2, 3, 1).numpy()
+    model = write(g, w, aq)
+    for i in range(2):
+        (ref,) = run_litert_ref(model, g, [q_in[i:i + 1]])
+        want = dequantize(torch.from_numpy(ref), aq[g.outputs[0]]).permute(0, 3, 1, 2)
+        torch.testing.assert_close(y[i:i + 1].detach(), want, rtol=0, atol=0)
+    # Backward: the float module's gradient at the quantised input (rounding passed straight through).
+    y.sum().backward()
+    conv = module.layer("b.expand").conv.weight
+    got = conv.grad.clone()
+    assert got.abs().sum() > 0 and x.grad is not None
+    conv.grad = None
+    x_q = dequantize(quantize(x.detach(), aq["input"]), aq["input"])
+    module(x_q)[0].sum().backward()
+    torch.testing.assert_close(got, conv.grad)
+
+
+def test_quantize_matches_tflite_rounding() -> None:
+    """QUANTIZE rounds ties away from zero (TfLiteRound), not to even, and saturates."""
+    qp = (0.5, 3)
+    x = torch.tensor([0.25, -0.25, 0.75, -0.75, 1.25, 100.0, -100.0])
+    want = [3 + math.copysign(math.floor(abs(v) / 0.5 + 0.5), v) for v in x.tolist()]
+    assert quantize(x, qp).tolist() == np.clip(want, -128, 127).tolist()
+
+
+def test_int8_graph_rejects_missing_quantisation() -> None:
+    g = one_op("relu", {})
+    with pytest.raises(Exception, match="no activation quantisation"):
+        Int8Graph(g, {}, {"in0": (0.1, 0)})
