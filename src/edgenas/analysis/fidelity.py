@@ -22,6 +22,13 @@ Statistics (all on ranks, ties averaged):
   (Spearman-Brown prophecy, k = 2): `reliability_two_seed_mean`; a reference of two seeds would lift the
   ceiling to the square root of that. The formulas are for Pearson correlations; on ranks they are the
   usual approximation.
+- Top-k (what a search that keeps an estimate's k best for full training needs): the expected overlap of the
+  estimate's top k with the reference's top k, as a fraction of k, and the probability that the reference's
+  best genotype is in the estimate's top k. Ties are broken uniformly at random, and the expectation over
+  tie-breaks is computed exactly: a genotype strictly inside the top k is in it with probability 1, each
+  member of the tie group straddling the boundary with probability (free places) / (group size). A tie-free
+  version would reward an estimate that is constant (params, for a space that only changes kernels) with
+  whatever order the genotype list happens to have.
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ from scipy.stats import kendalltau, rankdata, spearmanr
 MIN_GROUP = 3  # genotypes a group needs for its within-group correlation to count
 _CHUNK = 200  # bootstrap resamples computed at once (the pair matrices are chunk x n x n)
 
-__all__ = ["MIN_GROUP", "bootstrap_indices", "ceiling", "fidelity", "finite_for_ranking", "kendall_tau_b",
-           "oriented", "rank_correlations", "spearman_rho", "within_groups"]
+__all__ = ["MIN_GROUP", "TOP_K", "bootstrap_indices", "ceiling", "fidelity", "finite_for_ranking", "kendall_tau_b",
+           "oriented", "rank_correlations", "spearman_rho", "top_k_membership", "top_k_overlap", "within_groups"]
+
+TOP_K = 5  # does the estimate's top 5 hold the reference's best?
 
 
 def oriented(values: Sequence[float] | np.ndarray, higher_is_better: bool) -> np.ndarray:
@@ -169,6 +178,29 @@ def within_groups(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarr
             "groups": per}
 
 
+def top_k_membership(values: Sequence[float] | np.ndarray, k: int) -> np.ndarray:
+    """P(genotype i is among the k highest values) under uniformly random tie-breaking (exact)."""
+    a = np.asarray(values, dtype=float)
+    k = min(k, len(a))
+    above = np.array([(a > v).sum() for v in a])  # genotypes strictly better
+    tied = np.array([(a == v).sum() for v in a])  # its tie group, itself included
+    free = np.clip(k - above, 0, None)
+    return np.minimum(free, tied) / tied
+
+
+def top_k_overlap(estimate: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray,
+                  k: int = TOP_K) -> dict[str, float]:
+    """Expected |top-k(estimate) & top-k(reference)| / k and P(the reference's best is in the estimate's top
+    k), both higher = better, over independent random tie-breaks (see the module docstring)."""
+    est, ref = finite_for_ranking(estimate), finite_for_ranking(reference)
+    k = min(k, len(ref))
+    if k == 0:
+        return {"k": 0, "overlap": math.nan, "best_in_top_k": math.nan}
+    in_est = top_k_membership(est, k)
+    return {"k": k, "overlap": float(in_est @ top_k_membership(ref, k) / k),
+            "best_in_top_k": float(in_est @ top_k_membership(ref, 1))}
+
+
 def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     """[resamples, n] indices drawn with replacement, seeded: the one set of resamples every estimate uses."""
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
@@ -191,10 +223,11 @@ def ceiling(r_ab: float) -> dict[str, float]:
 
 def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Sequence[float] | np.ndarray], *,
              groups: Sequence[Any] | None = None, resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
-             ceiling_from: str | None = None) -> dict[str, Any]:
+             ceiling_from: str | None = None, top_k: int = TOP_K) -> dict[str, Any]:
     """Every estimate against the reference (all oriented higher = better, one value per genotype, in the same
     genotype order): tau and rho with paired-bootstrap intervals, the within-group figures when `groups` is
-    given, and the ceiling from the estimate named `ceiling_from` (a second seed of the reference)."""
+    given, the top-k figures, and the ceiling from the estimate named `ceiling_from` (a second seed of the
+    reference)."""
     ref = finite_for_ranking(reference)
     n = len(ref)
     est = {name: finite_for_ranking(v) for name, v in estimates.items()}
@@ -227,7 +260,8 @@ def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Se
         tau, rho = rank_correlations(v, ref)
         b = {k: np.concatenate(s) if s else np.zeros(0) for k, s in boot[name].items()}
         entry: dict[str, Any] = {"tau": tau, "tau_ci": _interval(b["tau"], confidence), "spearman": rho,
-                                 "spearman_ci": _interval(b["spearman"], confidence)}
+                                 "spearman_ci": _interval(b["spearman"], confidence),
+                                 "top_k": top_k_overlap(v, ref, top_k)}
         if grp is not None:
             w = within_groups(v, ref, grp)
             entry["within"] = {"tau": w["tau"], "tau_ci": _interval(b["wtau"], confidence),

@@ -38,8 +38,8 @@ The JSON (`SCHEMA`; null wherever a figure is undefined or not finite):
   ceiling {r_ab, ceiling_one_seed, ceiling_one_seed_ci, reliability_two_seed_mean},
   estimates {seed_b | short_training | synflow | naswot | jacob_cov | snip | grad_norm | params | macs:
   {tau, tau_ci [lo, hi], spearman, spearman_ci, within {tau, tau_ci, spearman, spearman_ci, groups {label:
-  {n, tau, spearman}}} (when group_by), kind, cost_of, seconds_total, seconds_per_genotype,
-  cpu_seconds_total, cpu_seconds_per_genotype, epochs (short_training)}},
+  {n, tau, spearman}}} (when group_by), top_k {k, overlap, best_in_top_k}, kind, cost_of, seconds_total,
+  seconds_per_genotype, cpu_seconds_total, cpu_seconds_per_genotype, epochs (short_training)}},
   ranking [the cheap estimates by tau, best first], bootstrap {resamples, confidence, seed, method},
   rows [{genotype, arch_id, group, a, b, short (the metric), a_seconds, ..., proxies {name: score},
   proxy_seconds, proxy_cpu_seconds, complete}], failed [units whose worker died].
@@ -602,7 +602,12 @@ def _seconds(v: float | None) -> str:
 
 
 TABLE_HEADER = ("estimate", "Kendall tau [95% CI]", "Spearman [95% CI]", "within-backbone tau [95% CI]",
-                "wall s / genotype", "CPU s / genotype", "wall s total")
+                "top-5 overlap", "best in top 5", "wall s / genotype", "CPU s / genotype", "wall s total")
+
+
+def _top_k_cells(e: Mapping[str, Any]) -> tuple[str, str]:
+    t = e.get("top_k") or {}
+    return tuple(f"{t[key]:.2f}" if _finite(t.get(key)) else "-" for key in ("overlap", "best_in_top_k"))
 
 
 def table_rows(summary: Mapping[str, Any]) -> list[tuple[str, ...]]:
@@ -618,15 +623,16 @@ def table_rows(summary: Mapping[str, Any]) -> list[tuple[str, ...]]:
         e = est[name]
         w = e.get("within") or {}
         rows.append((label.get(name, name), _fmt(e["tau"], e["tau_ci"]), _fmt(e["spearman"], e["spearman_ci"]),
-                     _fmt(w.get("tau"), w.get("tau_ci")) if w else "n/a", _seconds(e["seconds_per_genotype"]),
+                     _fmt(w.get("tau"), w.get("tau_ci")) if w else "n/a", *_top_k_cells(e),
+                     _seconds(e["seconds_per_genotype"]),
                      _seconds(e.get("cpu_seconds_per_genotype")), _seconds(e["seconds_total"])))
     ref = summary["reference"]
-    rows.append((f"reference: seed A ({ref['epochs']} ep)", "", "", "", _seconds(ref["seconds_per_genotype"]),
+    rows.append((f"reference: seed A ({ref['epochs']} ep)", "", "", "", "", "", _seconds(ref["seconds_per_genotype"]),
                  _seconds(ref.get("cpu_seconds_per_genotype")), _seconds(ref["seconds_total"])))
     c = summary["ceiling"]
     ci = c.get("ceiling_one_seed_ci")
-    rows.append(("ceiling sqrt(r_AB) (Spearman)", "", _fmt(c["ceiling_one_seed"], ci), "", "", "", ""))
-    rows.append(("2-seed mean reliability 2r/(1+r)", "", _fmt(c["reliability_two_seed_mean"]), "", "", "", ""))
+    rows.append(("ceiling sqrt(r_AB) (Spearman)", "", _fmt(c["ceiling_one_seed"], ci), "", "", "", "", "", ""))
+    rows.append(("2-seed mean reliability 2r/(1+r)", "", _fmt(c["reliability_two_seed_mean"]), "", "", "", "", "", ""))
     return rows
 
 
