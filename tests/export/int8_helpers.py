@@ -139,6 +139,21 @@ def write(graph: Graph, weights: dict[str, GivenWeights], act_quant: dict[str, Q
     return graph_to_tflite(graph, seed=0, weights=weights, activation_quant=act_quant)
 
 
+def with_opcode_version(model: bytes, old: int, new: int) -> bytes:
+    """The file with every operator code of version `old` set to `new` (patched in place)."""
+    import struct
+
+    from ethosu.vela.tflite import Model
+
+    buf = bytearray(model)
+    m = Model.Model.GetRootAsModel(buf, 0)
+    for i in range(m.OperatorCodesLength()):
+        oc = m.OperatorCodes(i)
+        if oc.Version() == old:
+            struct.pack_into("<i", buf, oc._tab.Pos + oc._tab.Offset(8), new)  # vtable slot 2: version
+    return bytes(buf)
+
+
 def agreement(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[float, float, int]:
     """(exact-match fraction, within-1-LSB fraction, max |difference|) over every output value."""
     d = np.concatenate([np.abs(g.astype(np.int64) - w.astype(np.int64)).reshape(-1) for g, w in zip(got, want)])

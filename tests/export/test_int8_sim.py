@@ -11,8 +11,6 @@ the op and measures the difference.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -26,6 +24,7 @@ from int8_helpers import (
     run_litert_ref,
     run_sim,
     run_tflm,
+    with_opcode_version,
     write,
 )
 
@@ -55,6 +54,7 @@ OP_CASES = [
     ("resize_bilinear", dict(scale=2, half_pixel_centers=False)),
     ("resize_bilinear", dict(scale=2, half_pixel_centers=True)),
     ("resize_bilinear", dict(scale=3, half_pixel_centers=True)),
+    ("resize_bilinear", dict(scale=3, half_pixel_centers=False)),
     ("resize_nearest", dict(scale=2)),
     ("resize_nearest", dict(scale=3)),
     ("depth_to_space", dict(block=2, lowering="transpose_conv")),
@@ -131,8 +131,9 @@ def test_concat_bit_exact(per_input: bool) -> None:
 
 
 def test_depth_to_space_op_against_micro_and_litert() -> None:
-    """LiteRT's reference resolver has no int8 DEPTH_TO_SPACE (version 2), so the op form is checked
-    against TFLite Micro and LiteRT's default kernels (pure data movement: no rounding to differ)."""
+    """LiteRT 2.3's reference resolver registers DEPTH_TO_SPACE version 1 only and refuses the int8 op
+    (version 2, what the converter writes). The same file with the opcode version set to 1 runs under
+    BUILTIN_REF; all three agree with the simulator."""
     g = one_op("depth_to_space", {"block": 2, "lowering": "op"})
     w, aq, model, x = case(g, 4, ties=False)
     with pytest.raises(ValueError, match="DEPTH_TO_SPACE"):
@@ -140,6 +141,24 @@ def test_depth_to_space_op_against_micro_and_litert() -> None:
     got = run_sim(g, w, aq, x)
     assert agreement(got, run_tflm(model, g, x))[0] == 1.0
     assert agreement(got, run_litert_ref(model, g, x, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"))[0] == 1.0
+    assert agreement(got, run_litert_ref(with_opcode_version(model, 2, 1), g, x))[0] == 1.0
+
+
+@pytest.mark.parametrize("kind,attrs", [
+    ("conv2d", dict(kernel=3, stride=2, out_channels=6, act="relu")),
+    ("depthwise_conv2d", dict(kernel=5, stride=1, act="none")),
+    ("transpose_conv2d", dict(kernel=4, stride=2, out_channels=5, act="relu6")),
+    ("fully_connected", dict(units=9, act="none")),
+])  # fmt: skip
+def test_per_tensor_weights_bit_exact(kind: str, attrs: dict) -> None:
+    g = one_op(kind, attrs)
+    rng = np.random.default_rng(6)
+    aq = random_quant(g, rng, ties=False)
+    w = random_weights(g, aq, rng, ties=False, per_channel=False)
+    model, x = write(g, w, aq), int8_inputs(g, rng)
+    ref, micro = run_litert_ref(model, g, x), run_tflm(model, g, x)
+    assert agreement(run_sim(g, w, aq, x), ref)[0] == 1.0
+    assert agreement(run_sim(g, w, aq, x, kernels="tflm"), micro)[0] == 1.0
 
 
 def test_tflm_relu6_ignores_output_quantisation() -> None:
@@ -333,12 +352,48 @@ def test_fake_quant_forward_is_the_int8_file_and_backward_reaches_float_weights(
     torch.testing.assert_close(got, conv.grad)
 
 
-def test_quantize_matches_tflite_rounding() -> None:
-    """QUANTIZE rounds ties away from zero (TfLiteRound), not to even, and saturates."""
-    qp = (0.5, 3)
-    x = torch.tensor([0.25, -0.25, 0.75, -0.75, 1.25, 100.0, -100.0])
-    want = [3 + math.copysign(math.floor(abs(v) / 0.5 + 0.5), v) for v in x.tolist()]
-    assert quantize(x, qp).tolist() == np.clip(want, -128, 127).tolist()
+def quantize_dequantize_file(qp: tuple[float, int], n: int) -> bytes:
+    """float32 -> QUANTIZE -> int8 -> DEQUANTIZE -> float32, both tensors as outputs."""
+    from ethosu.vela.tflite import BuiltinOperator, TensorType
+
+    from edgenas.tflite._fb import Assembler, Quant
+
+    asm = Assembler()
+    f_in = asm.add_tensor("x", (1, n), TensorType.TensorType.FLOAT32)
+    q = asm.add_tensor("q", (1, n), TensorType.TensorType.INT8, Quant((qp[0],), (qp[1],)))
+    f_out = asm.add_tensor("y", (1, n), TensorType.TensorType.FLOAT32)
+    asm.add_operator(BuiltinOperator.BuiltinOperator.QUANTIZE, [f_in], [q])
+    asm.add_operator(BuiltinOperator.BuiltinOperator.DEQUANTIZE, [q], [f_out], version=2)
+    return asm.finish([f_in], [q, f_out])
+
+
+def test_quantize_and_dequantize_match_tflite() -> None:
+    """The float wrapper's QUANTIZE (ties away from zero, float32 division, saturation) and DEQUANTIZE
+    against LiteRT's reference kernels and TFLite Micro on a file holding just those two ops."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    qp = (float(np.float32(0.05)), 3)
+    ties = (np.arange(-300, 300, dtype=np.float32) + 0.5) * np.float32(0.05)  # (k + 0.5) * scale
+    x = np.concatenate([ties, np.random.default_rng(0).normal(0, 4, 400).astype(np.float32)])[None]
+    model = quantize_dequantize_file(qp, x.shape[1])
+    it = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    ref_q, ref_y = (it.get_tensor(d["index"]) for d in it.get_output_details())
+    micro = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    micro.set_input(x, 0)
+    micro.invoke()
+    q = quantize(torch.from_numpy(x), qp)
+    np.testing.assert_array_equal(q.numpy(), ref_q)
+    np.testing.assert_array_equal(q.numpy(), micro.get_output(0))
+    np.testing.assert_array_equal(dequantize(q, qp).numpy(), ref_y)
+    np.testing.assert_array_equal(dequantize(q, qp).numpy(), micro.get_output(1))
+    assert ref_q.min() == -128 and ref_q.max() == 127
+    # The tie inputs are ties: rounding them half to even would change many outputs.
+    half_even = np.clip(np.round(x / np.float32(qp[0])) + qp[1], -128, 127)
+    assert np.sum(half_even != ref_q) > 100
 
 
 def test_int8_graph_rejects_missing_quantisation() -> None:
