@@ -122,14 +122,18 @@ def assign_activation_quant(graph: Graph, overrides: Mapping[str, QuantParams] |
 
 
 def requantized_concat_inputs(graph: Graph, act_quant: Mapping[str, QuantParams]) -> dict[str, tuple[int, ...]]:
-    """concat op name -> positions of its inputs whose (scale, zero point) differ from its output's: the
-    inputs that are requantised (TFLite QUANTIZE int8->int8) before the concatenation. Empty for files
-    written with shared concat scales."""
+    """concat op name -> positions of its inputs whose (scale, zero point), as stored in the file (float32
+    scale), differ from its output's: the inputs that are requantised (TFLite QUANTIZE int8->int8) before
+    the concatenation. Empty for files written with shared concat scales."""
+    def stored(t: str) -> tuple[float, int]:  # as the file holds it: float32 scale, integer zero point
+        scale, zp = act_quant[t]
+        return float(np.float32(scale)), int(zp)
+
     out: dict[str, tuple[int, ...]] = {}
     for op in graph.ops:
         if op.kind == "concat":
-            want = act_quant[op.outputs[0]]
-            differ = tuple(i for i, t in enumerate(op.inputs) if tuple(act_quant[t]) != tuple(want))
+            want = stored(op.outputs[0])
+            differ = tuple(i for i, t in enumerate(op.inputs) if stored(t) != want)
             if differ:
                 out[op.name] = differ
     return out

@@ -358,7 +358,9 @@ def graph_to_tflite(
     Weights are generated trained-like from `seed` (see `weights.py`; same graph and seed give identical
     bytes), except for ops named in `weights`, whose quantised values are used as given. Activation
     quantisation is fixed per tensor class (see `quant.py`); `activation_quant` (tensor -> (scale, zero
-    point)) overrides it, for calibrated exports.
+    point)) overrides it, for calibrated exports. A concat input whose params differ from the concat
+    output's (per-input concat scales) goes through an int8->int8 QUANTIZE `<concat>.requant<i>` first,
+    as TFLite's int8 CONCATENATION requires equal params; with the default classes there is none.
     """
     if not graph.outputs:
         raise GraphError(f"graph {graph.name}: no outputs marked")
