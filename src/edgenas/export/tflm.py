@@ -5,8 +5,8 @@ How each figure is obtained (summary.json names the method next to the number):
   RecordingMicroAllocator reports head (non-persistent tensors, planned by TFLM's greedy planner) and tail
   (persistent bookkeeping: eval tensors, node structs, kernels' op data). The arena a program must
   declare is a little more (the allocator objects live in the arena too), so the smallest arena with which
-  the runtime allocates the model is found by bisection. Each try runs in a forked child: the runtime
-  has crashed (segfault) after a failed allocation in the same process.
+  the runtime allocates the model is found by bisection (over multiples of 16 bytes). Each try runs in a
+  forked child: the runtime has crashed (segfault) after a failed allocation in the same process.
 - Vela file: it cannot run off the NPU (TFLM needs the Ethos-U driver for its one custom op), so it is
   computed: Vela plans the feature maps itself and writes their offsets into the file's
   `OfflineMemoryAllocation` metadata, which TFLM honours; the planned extent is the largest offset + size.
@@ -97,23 +97,27 @@ def int8_arena(model: bytes) -> dict[str, Any]:
     if text is None or text.startswith("error"):
         raise RuntimeError(f"TFLite Micro could not allocate the model in {hi} bytes: {text}")
     found = {k: int(v) for k, v in _REPORT.findall(text)}
-    lo = found.get("total", 1)
-    if lo + 4096 < hi and _try(model, lo + 4096) is not None:  # the allocator's own objects: < 1 KiB seen
-        hi = lo + 4096
+    lo = _align(found.get("total", 1)) // 16  # in units of 16 bytes: arenas are declared 16-byte aligned
+    hi = _align(hi) // 16
+    for extra in (1024, 4096):  # the allocator's own objects: under 1 KiB seen
+        if lo + extra // 16 < hi and _try(model, (lo + extra // 16) * 16) is not None:
+            hi = lo + extra // 16
+            break
     while lo < hi:  # smallest arena that allocates
         mid = (lo + hi) // 2
-        if _try(model, mid) is not None:
+        if _try(model, mid * 16) is not None:
             hi = mid
         else:
             lo = mid + 1
+    lo *= 16
     return {
         "arena_bytes": lo,
         "recorded_total_bytes": found.get("total"),
         "head_bytes": found.get("head"),
         "tail_bytes": found.get("tail"),
-        "method": "measured: smallest arena with which tflite-micro's Python runtime (reference kernels, "
-                  "RecordingMicroAllocator) allocates model_int8.tflite, by bisection; head = non-persistent "
-                  "tensors, tail = persistent bookkeeping",
+        "method": "measured: smallest arena (a multiple of 16 bytes) with which tflite-micro's Python runtime "
+                  "(reference kernels, RecordingMicroAllocator) allocates model_int8.tflite, by bisection; head = "
+                  "non-persistent tensors, tail = persistent bookkeeping",
     }
 
 
