@@ -6,7 +6,8 @@
   details, not from our act_quant map.
 - Numerics: the LiteRT interpreter with the reference kernels (BUILTIN_REF) runs the file; its output
   matches the float module within a bound computed from the file's scales and the float weights.
-- Vela (the compiler) accepts the per-input file and keeps every op on the NPU.
+- TensorFlow Lite Micro gives the same int8 outputs as LiteRT; Vela (the compiler) accepts the per-input
+  file and keeps every op on the NPU.
 """
 
 from __future__ import annotations
@@ -47,6 +48,24 @@ def run_file(model: bytes, x_nchw: torch.Tensor) -> dict[str, np.ndarray]:
         s, z = o["quantization"]
         out[o["name"]] = (it.get_tensor(o["index"]).astype(np.float64) - z) * s
     return out
+
+
+def assert_tflm_equals_litert(model: bytes, x_nchw: torch.Tensor) -> None:
+    """TensorFlow Lite Micro (the microcontroller runtime) gives the int8 outputs LiteRT's reference kernels
+    give, requantising concat inputs included."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = interpreter(model)
+    (d,) = it.get_input_details()
+    s, z = d["quantization"]
+    q = np.clip(np.round(x_nchw.permute(0, 2, 3, 1).numpy() / s) + z, -128, 127).astype(np.int8)
+    it.set_tensor(d["index"], q)
+    it.invoke()
+    micro = runtime.Interpreter.from_bytes(model, arena_size=8 << 20)
+    micro.set_input(q, 0)
+    micro.invoke()
+    for i, o in enumerate(it.get_output_details()):
+        np.testing.assert_array_equal(np.array(micro.get_output(i)), it.get_tensor(o["index"]))
 
 
 def file_ops(model: bytes) -> tuple[list[dict], dict[int, dict]]:
@@ -233,8 +252,8 @@ def test_litert_output_matches_float_within_scale_bound(concat: str) -> None:
 @pytest.mark.parametrize("concat", ["shared", "per_input"])
 def test_flow_network_runs_and_stays_on_the_npu(concat: str) -> None:
     """The seed's flow network (ShuffleNet backbone): both files run in LiteRT (reference kernels), agree
-    with the float module within 3 output LSB on >= 99% of values (measured: 2.9 / 2.6 LSB at most), and
-    compile with every op on the NPU."""
+    with the float module within 3 output LSB on >= 99% of values (measured: 2.9 / 2.6 LSB at most), give
+    the same int8 outputs in TensorFlow Lite Micro, and compile with every op on the NPU."""
     space = load_space("examples/flow_accuracy.yaml")
     g = space.build(space.default, (32, 32))
     module = seeded_module(g)
@@ -246,6 +265,7 @@ def test_flow_network_runs_and_stays_on_the_npu(concat: str) -> None:
     got = run_file(model, x)[g.outputs[-1]]
     s = aq[g.outputs[-1]][0]
     assert np.mean(np.abs(got - want) <= 3 * s) >= 0.99  # ~20 layers of rounding; a wrong scale is far off
+    assert_tflm_equals_litert(model, x)
     n_quantize = sum(op["op_name"] == "QUANTIZE" for op in file_ops(model)[0])
     assert (n_quantize > 0) == (concat == "per_input")
     m = VelaEvaluator(load_profile("ethos-u55-256")).evaluate_bytes(model, per_layer=True)
