@@ -21,7 +21,7 @@ It refuses (exit 2, nothing written) a model with ops on the CPU (unless --allow
 not fit the device's SRAM or flash, a checkpoint of another network, and an invalid resolution."""
 
 _LABELS = {"data": "data", "calibrate": "calibration", "compile": "compile", "evaluate float": "float metric",
-           "evaluate int8": "int8 metric (LiteRT reference kernels)", "arena": "TFLite Micro arena"}
+           "evaluate int8": "int8 metric (LiteRT)", "arena": "TFLite Micro arena"}
 
 
 def export(
