@@ -69,8 +69,9 @@ def random_weights(graph: Graph, act_quant: dict[str, QuantParams], rng: np.rand
     return out
 
 
-def calibrated(graph: Graph, seed: int = 0) -> tuple[dict[str, GivenWeights], dict[str, QuantParams]]:
-    """Weights and activation quantisation of a trained-like float module, calibrated like an export."""
+def calibrated(graph: Graph, seed: int = 0, **export: Any) -> tuple[dict[str, GivenWeights], dict[str, QuantParams]]:
+    """Weights and activation quantisation of a trained-like float module, calibrated like an export
+    (`export`: keyword options of `to_int8_tflite`)."""
     from edgenas.export.ptq import folded_weights, quantize_weights, to_int8_tflite
     from edgenas.train.builder import GraphModule
 
@@ -78,7 +79,7 @@ def calibrated(graph: Graph, seed: int = 0) -> tuple[dict[str, GivenWeights], di
     module = builder_tests.trained_like(GraphModule(graph), seed)
     shape = graph.shape(graph.inputs[0])
     calib = torch.randn(8, shape[3], shape[1], shape[2], generator=torch.Generator().manual_seed(seed + 1))
-    _, act_quant = to_int8_tflite(module, [calib])
+    _, act_quant = to_int8_tflite(module, [calib], **export)
     return quantize_weights(graph, folded_weights(module), act_quant), act_quant
 
 
@@ -139,17 +140,18 @@ def write(graph: Graph, weights: dict[str, GivenWeights], act_quant: dict[str, Q
     return graph_to_tflite(graph, seed=0, weights=weights, activation_quant=act_quant)
 
 
-def with_opcode_version(model: bytes, old: int, new: int) -> bytes:
-    """The file with every operator code of version `old` set to `new` (patched in place)."""
+def with_opcode_version(model: bytes, builtin: str, new: int) -> bytes:
+    """The file with the operator code of `builtin` (e.g. "DEPTH_TO_SPACE") set to version `new`."""
     import struct
 
-    from ethosu.vela.tflite import Model
+    from ethosu.vela.tflite import BuiltinOperator, Model
 
+    code = getattr(BuiltinOperator.BuiltinOperator, builtin)
     buf = bytearray(model)
     m = Model.Model.GetRootAsModel(buf, 0)
     for i in range(m.OperatorCodesLength()):
         oc = m.OperatorCodes(i)
-        if oc.Version() == old:
+        if max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()) == code:
             struct.pack_into("<i", buf, oc._tab.Pos + oc._tab.Offset(8), new)  # vtable slot 2: version
     return bytes(buf)
 

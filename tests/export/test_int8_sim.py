@@ -31,7 +31,7 @@ from int8_helpers import (
 from edgenas.export import int8_sim
 from edgenas.export.fixedpoint import round_half_away
 from edgenas.export.int8_sim import FakeQuantGraph, Int8Graph, dequantize, quantize
-from edgenas.graph.blocks import UPSAMPLERS
+from edgenas.graph.blocks import UPSAMPLERS, BlockArgs, apply_block
 from edgenas.graph.ir import Graph
 from edgenas.space.space import load_space
 from edgenas.tflite.writer import GivenWeights
@@ -141,7 +141,7 @@ def test_depth_to_space_op_against_micro_and_litert() -> None:
     got = run_sim(g, w, aq, x)
     assert agreement(got, run_tflm(model, g, x))[0] == 1.0
     assert agreement(got, run_litert_ref(model, g, x, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"))[0] == 1.0
-    assert agreement(got, run_litert_ref(with_opcode_version(model, 2, 1), g, x))[0] == 1.0
+    assert agreement(got, run_litert_ref(with_opcode_version(model, "DEPTH_TO_SPACE", 1), g, x))[0] == 1.0
 
 
 @pytest.mark.parametrize("kind,attrs", [
@@ -252,13 +252,15 @@ def test_tflm_fully_connected_rounds_twice() -> None:
 
 # ---- every registered block and upsampler, calibrated like an export ------------------------------------
 
-def check_graph(g: Graph, seed: int = 0) -> tuple[float, float, float]:
+def check_graph(g: Graph, seed: int = 0, **export) -> tuple[float, float, float]:
     """Exact-match fractions on the calibrated int8 file: (sim vs LiteRT-ref, TFLM vs LiteRT-ref, the
     simulator in TFLite Micro's mode vs TFLM)."""
-    w, aq = calibrated(g, seed)
+    w, aq = calibrated(g, seed, **export)
     model = write(g, w, aq)
     x = int8_inputs(g, np.random.default_rng(seed + 7))
-    ref, micro = run_litert_ref(model, g, x), run_tflm(model, g, x)
+    # LiteRT's reference resolver knows DEPTH_TO_SPACE version 1 only (see the op test above).
+    ref = run_litert_ref(with_opcode_version(model, "DEPTH_TO_SPACE", 1), g, x)
+    micro = run_tflm(model, g, x)
     return (agreement(run_sim(g, w, aq, x), ref)[0], agreement(micro, ref)[0],
             agreement(run_sim(g, w, aq, x, kernels="tflm"), micro)[0])
 
@@ -275,9 +277,18 @@ def test_block_activations_bit_exact(act: str) -> None:
     assert check_graph(builder_tests.block_graph("resnet", 1, act)) == (1.0, 1.0, 1.0)
 
 
-@pytest.mark.parametrize("kind", [k for k in UPSAMPLERS if k != "depth_to_space_op"])
+@pytest.mark.parametrize("kind", UPSAMPLERS)
 def test_every_upsampler_bit_exact(kind: str) -> None:
     assert check_graph(builder_tests.upsample_graph(kind)) == (1.0, 1.0, 1.0)
+
+
+def test_shuffle_transpose_lowering_bit_exact() -> None:
+    """The textbook channel shuffle: RESHAPE -> 5-D TRANSPOSE -> RESHAPE, with hard-swish."""
+    g = Graph("shuffle_t")
+    x = g.add_input("input", (1, 8, 8, 16))
+    g.mark_output(apply_block(g, "shuffle", x, "b", BlockArgs(16, 1, "hard_swish", "transpose")))
+    assert {"transpose", "reshape", "hard_swish"} <= {op.kind for op in g.ops}
+    assert check_graph(g) == (1.0, 1.0, 1.0)
 
 
 def test_negative_control_half_pixel_centers_flipped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,9 +300,9 @@ def test_negative_control_half_pixel_centers_flipped(monkeypatch: pytest.MonkeyP
 
 # ---- whole networks -----------------------------------------------------------------------------------
 
-def flow_graph() -> Graph:
+def flow_graph(genotype: str = "backbone=mbconv_e4,head1_block=dsconv3x3") -> Graph:
     space = load_space("flow_head_upsample")
-    return space.build(space.parse_genotype("backbone=mbconv_e4,head1_block=dsconv3x3"), (16, 24))
+    return space.build(space.parse_genotype(genotype), (16, 24))
 
 
 def classifier_graph(tmp_path) -> Graph:
@@ -303,10 +314,24 @@ def classifier_graph(tmp_path) -> Graph:
     return space.build(space.parse_genotype(""), (16, 16))
 
 
-def test_flow_network_bit_exact() -> None:
-    g = flow_graph()
-    assert {"resize_bilinear", "add", "concat"} <= {op.kind for op in g.ops}
+@pytest.mark.parametrize("genotype", ["backbone=mbconv_e4,head1_block=dsconv3x3",
+                                      "backbone=shufflenet,head1_block=shuffle"])
+def test_flow_network_bit_exact(genotype: str) -> None:
+    g = flow_graph(genotype)
+    assert {"resize_bilinear", "add" if "mbconv" in genotype else "split", "concat"} <= {op.kind for op in g.ops}
     assert check_graph(g) == (1.0, 1.0, 1.0)
+
+
+def test_flow_network_with_requantized_concat_inputs_bit_exact() -> None:
+    """Per-input concat scales: the file requantises (QUANTIZE int8 -> int8) every concat input whose
+    params differ from the output's; the ShuffleNet backbone has a concat in every unit."""
+    quant = pytest.importorskip("edgenas.tflite.quant")
+    if "per_input" not in getattr(quant, "CONCAT_MODES", ()):
+        pytest.skip("this tree has no per-input concat quantisation")
+    g = flow_graph("backbone=shufflenet,head1_block=shuffle")
+    w, aq = calibrated(g, concat="per_input")
+    assert quant.requantized_concat_inputs(g, aq)  # some inputs really are requantised
+    assert check_graph(g, concat="per_input") == (1.0, 1.0, 1.0)
 
 
 def test_classifier_network_bit_exact(tmp_path) -> None:

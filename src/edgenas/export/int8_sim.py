@@ -437,7 +437,7 @@ class FakeQuantGraph(nn.Module):
 
     def int8_graph(self) -> Int8Graph:
         """The integer network of the module's current weights."""
-        from edgenas.export.ptq import folded_weights, quantize_weights
+        from edgenas.export.ptq import folded_weights, quantize_weights  # the float-module path only
 
         graph = self.module.graph
         given = quantize_weights(graph, folded_weights(self.module), self.act_quant)
