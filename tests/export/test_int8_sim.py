@@ -32,6 +32,7 @@ from edgenas.export import int8_sim
 from edgenas.export.fixedpoint import round_half_away
 from edgenas.export.int8_sim import FakeQuantGraph, Int8Graph, dequantize, quantize
 from edgenas.graph.blocks import UPSAMPLERS, BlockArgs, apply_block
+from edgenas.errors import GraphError
 from edgenas.graph.ir import Graph
 from edgenas.space.space import load_space
 from edgenas.tflite.writer import GivenWeights
@@ -421,7 +422,14 @@ def test_quantize_and_dequantize_match_tflite() -> None:
     assert np.sum(half_even != ref_q) > 100
 
 
-def test_int8_graph_rejects_missing_quantisation() -> None:
+def test_int8_graph_rejects_bad_inputs() -> None:
     g = one_op("relu", {})
-    with pytest.raises(Exception, match="no activation quantisation"):
+    with pytest.raises(GraphError, match="no activation quantisation for op"):
         Int8Graph(g, {}, {"in0": (0.1, 0)})
+    g = one_op("conv2d", dict(kernel=3, stride=1, out_channels=6, act="none"))
+    w, aq, _, _ = case(g, 0, ties=False)
+    bad = {"op": GivenWeights(w["op"].weights[:, :, :, :4], w["op"].bias, w["op"].scales)}
+    with pytest.raises(GraphError, match="op op: weights"):
+        Int8Graph(g, bad, aq)
+    with pytest.raises(GraphError, match="torch.int8"):
+        Int8Graph(g, w, aq)(torch.zeros(1, 8, 9, 11))

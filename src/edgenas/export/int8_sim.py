@@ -214,6 +214,12 @@ class Int8Graph(nn.Module):
             if op.name not in weights:
                 raise GraphError(f"op {op.name}: no quantised weights given")
             gw = weights[op.name]
+            want = self._weight_shape(op)
+            cout = want[3] if op.kind == "depthwise_conv2d" else want[0]
+            fits = tuple(np.shape(gw.weights)) == want and np.shape(gw.bias) == (cout,)
+            if not fits or np.size(gw.scales) not in (1, cout):
+                raise GraphError(f"op {op.name}: weights {np.shape(gw.weights)}, bias {np.shape(gw.bias)}, "
+                                 f"{np.size(gw.scales)} scales do not fit weights {want} ({cout} output channels)")
             return self._conv_params(op, gw.weights, gw.bias, gw.scales, op.attr("act"))
         if op.kind == "depth_to_space" and op.attr("lowering") == "transpose_conv":
             cin = self.graph.shape(op.inputs[0])[3]
@@ -253,6 +259,16 @@ class Int8Graph(nn.Module):
             out_qp = q[op.outputs[0]]
             return {"requant": [None if q[t] == out_qp else self._requant_params(q[t], out_qp) for t in op.inputs]}
         return {}
+
+    def _weight_shape(self, op: Op) -> tuple[int, ...]:
+        """TFLite layout: (cout, k, k, cin); depthwise (1, k, k, c); fully connected (units, flattened input)."""
+        x = self.graph.shape(op.inputs[0])
+        if op.kind == "fully_connected":
+            return (op.attr("units"), int(np.prod(x[1:])))
+        k = op.attr("kernel")
+        if op.kind == "depthwise_conv2d":
+            return (1, k, k, x[3])
+        return (op.attr("out_channels"), k, k, x[3])
 
     def _requant_params(self, in_qp: QuantParams, out_qp: QuantParams) -> dict:
         return {"zp_in": in_qp[1], "zp_out": out_qp[1], "m": fp.quantize_multiplier(in_qp[0] / out_qp[0],
