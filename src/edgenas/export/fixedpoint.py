@@ -16,9 +16,11 @@ Followed (tensorflow/tflite-micro, which carries the same shared code as tensorf
 - `tensorflow/lite/kernels/internal/reference/hard_swish.h`: SaturatingLeftShift, SaturatingDoublingHighMul
   (int16, truncating); `quantization_util.h`: DownScaleInt32ToInt16Multiplier.
 
-`rounding` selects the requantisation: "double" (TFLite's default build, what the reference kernels
-do), "single" (TFLITE_SINGLE_ROUNDING builds), "half_even" (torch's `round(x * M)`, exact in integers:
-kept as the negative control that shows a check can tell the difference).
+`rounding` selects the requantisation: "double" (TFLite's default build: what ai-edge-litert 2.3's reference
+kernels and the tflite-micro wheel compute, measured in tests/export), "single" (TFLITE_SINGLE_ROUNDING
+builds, written from common.cc; no such interpreter here to check it against, only that it differs from
+the two that are), "half_even" (torch's `round(x * M)`, exact in integers: the negative control that shows
+a check can tell the difference).
 """
 
 from __future__ import annotations

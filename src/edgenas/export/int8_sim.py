@@ -36,6 +36,10 @@ BUILTIN_REF):
 - QUANTIZE float -> int8 and DEQUANTIZE: `reference/quantize.h` AffineQuantize, `reference/dequantize.h`.
 - MAX_POOL_2D, CONCATENATION, SPLIT, RESHAPE, TRANSPOSE, DEPTH_TO_SPACE: data movement.
 
+Checked (tests/export/test_int8_sim.py) against ai-edge-litert 2.3.0 with BUILTIN_REF and the tflite-micro
+wheel: every output value equal, op by op and on whole networks. LiteRT's reference resolver has no int8
+DEPTH_TO_SPACE (it registers version 1 only; the file says 2), so that op is checked against TFLite Micro.
+
 Accumulation: convolutions run in float64 on integer-valued tensors (exact below 2^53; a 7x7x1024 conv
 stays under 2^31), then wrap to int32 as the kernels' int32 accumulators would.
 
