@@ -11,6 +11,8 @@ the share of them that are multiples of m. Where the hardware works in blocks of
 flat inside a block and only multiples of m are on the frontier; the series' grid is the largest m that
 divides at least 75% of its frontier widths (1 where none does: no step). The last lines count the grids
 over all series, for cycles and for SRAM: the most common one is the default `round_to`.
+Then whole networks: flow networks of the seed space at 120x160 with every prunable group kept at a ratio
+r, rounded to 1, 8 or 16 (edgenas.export.prune.plan_widths): MACs, cycles and SRAM on ethos-u55-256.
 
 Usage: python benchmarks/bench_prune_widths.py [--targets ethos-u55-256,ethos-u55-128,ethos-u65-256]
        [--res 32x32,96x128] [--json out.json]
@@ -29,10 +31,13 @@ sys.path.insert(0, os.path.dirname(__file__))  # machine.py
 
 from machine import describe  # noqa: E402
 
+from edgenas.export.prune import plan_widths  # noqa: E402
 from edgenas.graph.blocks import BlockArgs, apply_block  # noqa: E402
+from edgenas.graph.channels import pruned_graph  # noqa: E402
 from edgenas.graph.ir import Graph  # noqa: E402
 from edgenas.hardware.profile import load_profile  # noqa: E402
 from edgenas.hardware.vela import VelaEvaluator, compiler_version  # noqa: E402
+from edgenas.space.space import load_space  # noqa: E402
 
 WIDTHS = (*range(1, 65), 72, 80, 96, 112, 128, 160, 192, 256)
 MULTIPLES = (1, 2, 4, 8, 16, 32)
@@ -77,6 +82,29 @@ def steps(values: dict[int, float], rel: float = 0.05) -> list[int]:
     return [w for w in range(1, 64) if values[w + 1] > values[w] * (1.0 + rel)]
 
 
+NETWORKS = ("backbone=mbconv_e4,head1_block=mbconv_e4", "backbone=resnet,head1_block=dsconv3x3",
+            "backbone=shufflenet,head1_block=mbconv_e6")
+
+
+def networks(target: str) -> None:
+    space = load_space("flow_head_upsample")
+    ev = VelaEvaluator(load_profile(target), check_input=False)
+    print(f"\n## whole networks, {target}, 120x160: ratio, round_to -> MMACs, cycles, SRAM KiB")
+    for genotype in NETWORKS:
+        graph = space.build(space.parse_genotype(genotype), (120, 160))
+        full = ev.evaluate(graph, per_layer=False).metrics
+        print(f"{genotype}: unpruned {graph.macs / 1e6:.1f} MMAC, {full['cycles_total']} cycles, "
+              f"{full['sram_kib']:.0f} KiB")
+        for ratio in (0.3, 0.5, 0.7):
+            parts = []
+            for round_to in (1, 8, 16):
+                g = pruned_graph(graph, plan_widths(graph, ratio, round_to))
+                m = ev.evaluate(g, per_layer=False).metrics
+                parts.append(f"round_to {round_to}: {g.macs / 1e6:.1f} MMAC {m['cycles_total']} cycles "
+                             f"({m['cycles_total'] / full['cycles_total']:.3f}) {m['sram_kib']:.0f} KiB")
+            print(f"  r={ratio}: " + "; ".join(parts))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", default="ethos-u55-256,ethos-u55-128,ethos-u65-256")
@@ -114,6 +142,7 @@ def main() -> None:
         print(f"\ngrids of {metric} over {sum(v.values())} series: "
               + ", ".join(f"{m}: {n}" for m, n in sorted(v.items())))
     print(f"{sum(len(v) for v in out.values())} compiles in {time.perf_counter() - t0:.0f} s")
+    networks("ethos-u55-256")
     if a.json:
         tmp = a.json + ".tmp"
         with open(tmp, "w") as f:
