@@ -210,6 +210,18 @@ def test_pruned_module_equals_zeroed_original(name: str) -> None:
     assert any(not torch.allclose(u, w, atol=1e-3) for u, w in zip(unzeroed, want))  # the zeroing mattered
 
 
+def test_pruned_module_without_batchnorm() -> None:
+    """Convs with a bias instead of BatchNorm: the bias is sliced with the filters."""
+    graph = flow("backbone=resnet,head1_block=mbconv_e4")
+    torch.manual_seed(0)
+    module = GraphModule(graph, batchnorm=False).eval()
+    keep = random_keep(graph, seed=6)
+    x = sample(graph)
+    with torch.no_grad():
+        for w, p in zip(zeroed(module, keep)(x), prune_module(module, keep)(x)):
+            torch.testing.assert_close(p, w, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", NETWORKS)
 def test_pruned_graph_float_tflite_equals_module(name: str) -> None:
     graph = NETWORKS[name]()
@@ -366,3 +378,8 @@ def test_prune_and_finetune_runs(tmp_path: Path) -> None:
     # the fine-tuned weights are not the copied ones
     copied = prune_module(module, result.keep)
     assert not torch.equal(copied.layer("unit.pw").conv.weight, result.module.layer("unit.pw").conv.weight.cpu())
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        prune_and_finetune(module, task, data, recipe, tmp_path / "ft", keep_ratio=0.5, round_to=4)
+    with pytest.raises(GraphError, match="not prunable"):
+        prune_and_finetune(module, task, data, recipe, tmp_path / "ft2", widths={"fc": 2})
+    assert not (tmp_path / "ft2").exists()

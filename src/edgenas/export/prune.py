@@ -44,6 +44,7 @@ from edgenas.graph.channels import ChannelGroup, channel_groups, pruned_graph, r
 from edgenas.graph.ir import WEIGHTED_OPS, Graph
 from edgenas.train.builder import GraphModule
 from edgenas.train.recipe import TrainRecipe
+from edgenas.train.run import check_run_dir
 from edgenas.train.tasks.base import Task, TaskData
 from edgenas.train.trainer import BEST, TrainResult, Trainer, batches, evaluate, load_checkpoint
 
@@ -226,10 +227,13 @@ def prune_and_finetune(module: GraphModule, task: Task, data: TaskData, recipe: 
                        identity: Mapping[str, Any] | None = None) -> PruneResult:
     """Score the channels of a trained module, keep the best `keep_ratio` of every prunable group (or the
     given `widths`), rounded to `round_to`, and fine-tune the pruned module with the trainer for
-    `recipe.epochs` on the task's data; checkpoints go to `out_dir` (train with the same out_dir again to
-    start over: it must not hold a run). Returns the pruned Graph and module and the metric before and after.
+    `recipe.epochs` on the task's data; checkpoints go to `out_dir`, which must not hold a training run yet
+    (ConfigError). Returns the pruned Graph and module (weights of the best validation epoch) and the metric
+    before and after fine-tuning.
     """
     plan = dict(widths) if widths is not None else plan_widths(module.graph, keep_ratio, round_to)
+    pruned_graph(module.graph, plan)  # refuses an unknown or blocked group, a width out of range: before any work
+    check_run_dir(Path(out_dir), resume=False)  # a finished or running fine-tune there is not overwritten
     data_iter = None
     if method == "taylor":
         order = torch.arange(len(data.train))
