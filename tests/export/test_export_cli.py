@@ -101,7 +101,10 @@ def work(tmp_path_factory) -> Path:
                 for name, (extra, _) in FAILURES.items()}
     commands["taken"] = ["export", "cfg.yaml", *EXPORT, "--out", "taken", "--allow-cpu-ops"]
     commands["evaluate"] = ["evaluate", "cfg.yaml", "--checkpoint", "run/best.pt", "--json"]
+    commands["qat_negative"] = ["export", "cfg.yaml", *EXPORT, "--out", "fail_qat", "--qat-epochs", "-1"]
     procs = {"export": _edgenas(d, "export", "cfg.yaml", *EXPORT, "--out", "exp", "-H", PROFILE, "--allow-cpu-ops"),
+             "export_qat": _edgenas(d, "export", "cfg.yaml", *EXPORT, "--out", "exp_qat", "-H", PROFILE,
+                                    "--allow-cpu-ops", "--qat-epochs", "2"),
              "commands": subprocess.Popen([PYTHON, "-c", _COMMANDS, json.dumps(commands)], cwd=d, env=_env(d),
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)}
     results = {}
@@ -112,6 +115,7 @@ def work(tmp_path_factory) -> Path:
     results.update(json.loads(results.pop("commands")[1]))
     (d / "results.json").write_text(json.dumps(results))
     assert results["export"][0] == 0, results["export"][2]
+    assert results["export_qat"][0] == 0, results["export_qat"][2]
     return d
 
 
@@ -224,19 +228,14 @@ def _epe(pred: np.ndarray, target: np.ndarray) -> tuple[float, int]:
     return float(err[valid].sum()), int(valid.sum())
 
 
-def test_metrics_recomputed(work: Path, monkeypatch) -> None:
-    """metric_int8 from the int8 file run here; metric_float from `edgenas evaluate`."""
+def int8_epe(work: Path, folder: str, s: dict) -> float:
+    """The EPE of folder/model_int8.tflite over the task's validation set, run here in LiteRT."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    monkeypatch.setenv("EDGENAS_DATA_CACHE", str(work / "cache"))
     from edgenas.train.run import make_candidate
 
-    s = summary(work)
-    code, out, err = results(work)["evaluate"]
-    assert code == 0, err
-    assert s["metric"] == "epe" and s["metric_float"] == pytest.approx(json.loads(out)["epe"], rel=1e-6)
     resolver = getattr(OpResolverType, s["metric_data"]["int8_runtime"].rsplit(".", 1)[1])
-    it = Interpreter(model_path=str(work / "exp" / "model_int8.tflite"), experimental_op_resolver_type=resolver)
+    it = Interpreter(model_path=str(work / folder / "model_int8.tflite"), experimental_op_resolver_type=resolver)
     it.allocate_tensors()
     (inp,) = it.get_input_details()
     last = it.get_output_details()[-1]
@@ -251,9 +250,55 @@ def test_metrics_recomputed(work: Path, monkeypatch) -> None:
         pred = (it.get_tensor(last["index"]).astype(np.float32) - zo) * so
         e, n = _epe(pred, target)
         total, count = total + e, count + n
-    assert s["metric_int8"] == pytest.approx(total / count, rel=1e-5)
-    assert s["metric_data"]["samples"] == len(ds) == 8
+    return total / count
+
+
+def test_metrics_recomputed(work: Path, monkeypatch) -> None:
+    """metric_int8 from the int8 file run here; metric_float from `edgenas evaluate`."""
+    monkeypatch.setenv("EDGENAS_DATA_CACHE", str(work / "cache"))
+    s = summary(work)
+    code, out, err = results(work)["evaluate"]
+    assert code == 0, err
+    assert s["metric"] == "epe" and s["metric_float"] == pytest.approx(json.loads(out)["epe"], rel=1e-6)
+    assert s["metric_int8"] == pytest.approx(int8_epe(work, "exp", s), rel=1e-5)
+    assert s["metric_ptq"] == s["metric_int8"] and s["metric_qat"] is None and s["qat"] is None
+    assert s["metric_data"]["samples"] == 8
     assert abs(s["metric_int8"] - s["metric_float"]) < 0.25 * s["metric_float"] + 0.05  # quantisation kept it
+
+
+def test_qat_export(work: Path, monkeypatch) -> None:
+    """--qat-epochs 2: the int8 file's EPE recomputed here is metric_qat; metric_ptq is the plain export's int8
+    EPE (same checkpoint and calibration); every activation tensor keeps the plain export's quantisation (QAT
+    keeps PTQ's ranges) while the file changed; model_qat.pt is a checkpoint of the network with other weights
+    than the trained one; a negative --qat-epochs exits 2 naming the option."""
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgenas.train.builder import GraphModule
+    from edgenas.train.run import make_candidate
+    from edgenas.train.trainer import load_checkpoint, load_weights
+
+    monkeypatch.setenv("EDGENAS_DATA_CACHE", str(work / "cache"))
+    plain, s = summary(work), json.loads((work / "exp_qat" / "summary.json").read_text())
+    assert s["metric_qat"] == s["metric_int8"] == pytest.approx(int8_epe(work, "exp_qat", s), rel=1e-5)
+    assert s["metric_ptq"] == pytest.approx(plain["metric_int8"], rel=1e-6)
+    assert s["metric_float"] == pytest.approx(plain["metric_float"], rel=1e-6)
+    lost = s["metric_float"] - s["metric_ptq"]
+    assert s["qat_recovered"] == pytest.approx((s["metric_qat"] - s["metric_ptq"]) / lost)
+    assert s["qat"]["epochs"] == 2 and len(s["qat"]["history"]) == 2
+    c = make_candidate(str(work / "cfg.yaml"))
+    acts = set(c.graph().tensors)
+    a, b = ({d["name"]: d["quantization"] for d in Interpreter(model_path=str(work / f / "model_int8.tflite"))
+             .get_tensor_details() if d["name"] in acts} for f in ("exp", "exp_qat"))
+    assert a == b and set(a) == acts
+    assert (work / "exp" / "model_int8.tflite").read_bytes() != (work / "exp_qat" / "model_int8.tflite").read_bytes()
+    qat_pt = work / "exp_qat" / "model_qat.pt"
+    load_weights(GraphModule(c.graph()), load_checkpoint(qat_pt), qat_pt)  # an edgenas checkpoint of this network
+    qat_w, trained = load_checkpoint(qat_pt)["model"], load_checkpoint(work / "run" / "best.pt")["model"]
+    assert qat_w.keys() == trained.keys() and any(not torch.equal(qat_w[k], trained[k]) for k in qat_w)
+    assert s["files"]["model_qat.pt"]["bytes"] == qat_pt.stat().st_size
+    code, _, err = results(work)["qat_negative"]
+    assert code == 2 and "--qat-epochs" in err and not (work / "fail_qat").exists()
 
 
 _TFLM = """

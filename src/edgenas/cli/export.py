@@ -17,11 +17,15 @@ DIR receives model_int8.tflite (trained weights, BatchNorm folded, calibrated on
 model_int8_vela.tflite (optimised for the profile), model_int8_vela.c/.h (16-byte aligned array and
 length for TFLite Micro firmware) and summary.json (speed, memory, float and int8 metric, input
 quantisation and preprocessing, output units, tensor arena size, the ops to register, provenance).
+With --qat-epochs N the PTQ model is fine-tuned first by quantisation-aware training (N epochs, PTQ's
+activation ranges kept, BatchNorm statistics frozen); summary.json then holds metric_ptq, metric_qat and
+qat_recovered (the part of PTQ's loss won back), and DIR model_qat.pt (the QAT'd weights).
 It refuses (exit 2, nothing written) a model with ops on the CPU (unless --allow-cpu-ops), one that does
 not fit the device's SRAM or flash, a checkpoint of another network, and an invalid resolution."""
 
 _LABELS = {"data": "data", "calibrate": "calibration", "compile": "compile", "evaluate float": "float metric",
-           "evaluate int8": "int8 metric (LiteRT)", "arena": "TFLite Micro arena"}
+           "evaluate int8": "int8 metric (LiteRT)", "arena": "TFLite Micro arena",
+           "qat": "quantisation-aware training"}
 
 
 def export(
@@ -38,6 +42,8 @@ def export(
     calibration_samples: int = typer.Option(200, "--calibration-samples", min=1, help="Training samples to "
                                             "calibrate activation ranges on."),
     allow_cpu_ops: bool = typer.Option(False, "--allow-cpu-ops", help="Export even when some ops run on the CPU."),
+    qat_epochs: int = typer.Option(0, "--qat-epochs", min=0, help="Epochs of quantisation-aware training after "
+                                   "PTQ (0: none), at 0.1x the config's train.lr."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress of the slow steps."),
 ) -> None:
     from edgenas.cli.train import _need_torch
@@ -50,7 +56,7 @@ def export(
     check_out_dir(out_dir)  # before anything slow
     spec = hardware or (load_space(config).config.hardware or [DEFAULT_PROFILE])[0]
     req = ExportRequest(config, genotype, checkpoint, load_profile_spec(spec), out_dir, resolution,
-                        calibration_samples, allow_cpu_ops)
+                        calibration_samples, allow_cpu_ops, qat_epochs)
     if not progress:
         summary = run_export(req)
     else:
@@ -70,8 +76,17 @@ def export(
     out.print(f"{summary['genotype']} @ {summary['resolution']} on {summary['profile']['name']}: "
               f"{summary['fps']:.1f} inferences/s (estimate), SRAM {summary['sram_kib']:.1f} KiB, flash "
               f"{summary['offchip_flash_kib']:.1f} KiB, {m} float {summary['metric_float']:.4g} / int8 "
-              f"{summary['metric_int8']:.4g}, tensor arena {summary['tflm']['tensor_arena_bytes']} bytes. "
+              f"{summary['metric_int8']:.4g}{_qat_note(summary)}, tensor arena "
+              f"{summary['tflm']['tensor_arena_bytes']} bytes. "
               f"Files: {out_dir}/", markup=False, highlight=False, soft_wrap=True)
+
+
+def _qat_note(summary: dict[str, Any]) -> str:
+    if summary.get("metric_qat") is None:
+        return ""
+    rec = summary.get("qat_recovered")
+    recovered = "" if rec is None else f", {rec:.0%} of its loss recovered"
+    return f" (QAT; PTQ {summary['metric_ptq']:.4g}{recovered})"
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,9 @@
 Steps: load and check the checkpoint against the genotype; build the network at the export resolution;
 post-training quantise it (BatchNorm folded, calibrated on N training samples); compile it for the
 profile; refuse it when an op would run on the CPU (unless allowed) or it does not fit the device's
-memory; measure the task's metric on the float module and on the int8 file (LiteRT reference kernels);
+memory; optionally fine-tune it with quantisation-aware training (`qat_epochs`, `export.qat`: PTQ's
+activation quantisation kept, the QAT'd file compiled and checked again); measure the task's metric on the
+float module and on the int8 file (LiteRT reference kernels);
 size the TFLite Micro arena; then write everything into a temporary folder beside DIR and rename it, so
 a failure leaves no DIR and no partial files.
 """
@@ -31,11 +33,12 @@ from edgenas.hardware.profile import HardwareProfile, vela_cli_args
 
 INT8_FILE = "model_int8.tflite"
 VELA_FILE = "model_int8_vela.tflite"
+QAT_FILE = "model_qat.pt"  # with --qat-epochs: the QAT'd float weights (an edgenas checkpoint)
 SUMMARY_FILE = "summary.json"
 SUMMARY_FORMAT = 1
 CALIBRATION_SEED = 0
 
-# (stage, done, total): stages "data", "calibrate", "compile", "evaluate float", "evaluate int8", "arena"
+# (stage, done, total): stages "data", "calibrate", "compile", "qat", "evaluate float", "evaluate int8", "arena"
 Progress = Callable[[str, int, int], None]
 
 
@@ -49,6 +52,7 @@ class ExportRequest:
     resolution: str | None = None
     calibration_samples: int = 200
     allow_cpu_ops: bool = False
+    qat_epochs: int = 0  # quantisation-aware training epochs after PTQ (0: none)
 
 
 def check_out_dir(out: Path) -> None:
@@ -141,29 +145,43 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         if progress is not None:
             progress("data", done, total)
 
+    if req.qat_epochs < 0:
+        raise ConfigError(f"must be 0 (no QAT) or more, got {req.qat_epochs}", field="--qat-epochs")
     data = c.task.data(res, seed=c.recipe.seed, progress=data_progress)
     n_cal = min(req.calibration_samples, len(data.train))
-    tflite, _ = to_int8_tflite(module, _calibration_batches(data.train, n_cal, progress))
+    tflite, act_quant = to_int8_tflite(module, _calibration_batches(data.train, n_cal, progress))
 
-    if progress is not None:
-        progress("compile", 0, 1)
-    measurement, vela = VelaEvaluator(req.profile).compile(tflite, per_layer=False)
-    if vela is None:
-        raise CompileError(f"the compiler rejected the model for {req.profile.name}: {measurement.error}")
-    if progress is not None:
-        progress("compile", 1, 1)
-    vela_ops = _op_names(vela)
-    _check_device(measurement, vela_ops, req)
+    def compile_checked(model: bytes) -> tuple[Any, bytes, list[str]]:
+        if progress is not None:
+            progress("compile", 0, 1)
+        measurement, vela = VelaEvaluator(req.profile).compile(model, per_layer=False)
+        if vela is None:
+            raise CompileError(f"the compiler rejected the model for {req.profile.name}: {measurement.error}")
+        if progress is not None:
+            progress("compile", 1, 1)
+        vela_ops = _op_names(vela)
+        _check_device(measurement, vela_ops, req)
+        return measurement, vela, vela_ops
+
+    measurement, vela, vela_ops = compile_checked(tflite)  # refuses before QAT spends its time
 
     val = c.task.eval_data(res)
     n_val = len(val)
+    qat = None
+    if req.qat_epochs:
+        qat = _run_qat(req, c, module, data, val, act_quant, progress)
+        tflite = qat.tflite
+        measurement, vela, vela_ops = compile_checked(tflite)
     if progress is not None:
         progress("evaluate float", 0, n_val)
     metric_float = evaluate(module, c.task, val, batch_size=32, device=torch.device("cpu"))
     if progress is not None:
         progress("evaluate float", n_val, n_val)
-    metric_int8, resolver = int8_metrics(tflite, list(graph.outputs), c.task, val,
-                               progress=None if progress is None else lambda d, t: progress("evaluate int8", d, t))
+    if qat is None:
+        metric_int8, resolver = int8_metrics(tflite, list(graph.outputs), c.task, val,
+                                   progress=None if progress is None else lambda d, t: progress("evaluate int8", d, t))
+    else:
+        metric_int8, resolver = qat.metrics_qat, qat.resolver
 
     if progress is not None:
         progress("arena", 0, 1)
@@ -177,6 +195,8 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
     outputs = [tensor_entry(d) for d in it.get_output_details()]
     ident, c_text, h_text = c_array_files(vela, VELA_FILE)
     files = {INT8_FILE: tflite, VELA_FILE: vela, f"{ident}.c": c_text.encode(), f"{ident}.h": h_text.encode()}
+    if qat is not None:
+        files[QAT_FILE] = _checkpoint_bytes(qat.module, c.identity)
     registered = tflm.ops_to_register(tuple(dict.fromkeys(vela_ops)))
     m = measurement.metrics
     primary = c.task.primary
@@ -193,6 +213,10 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         "metric_higher_is_better": c.task.higher_is_better,
         "metric_float": metric_float[primary],
         "metric_int8": metric_int8[primary],
+        "metric_ptq": metric_int8[primary] if qat is None else qat.metric_ptq,
+        "metric_qat": None if qat is None else qat.metric_qat,
+        "qat_recovered": None if qat is None else qat.recovered,
+        "qat": None if qat is None else _qat_summary(qat, req.qat_epochs),
         "metrics_float": metric_float,
         "metrics_int8": metric_int8,
         "metric_data": {"set": "the task's validation set", "samples": n_val, "resolution": format_resolution(res),
@@ -228,6 +252,44 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         "files": {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for name, b in files.items()},
     }
     return files, summary
+
+
+def _run_qat(req: ExportRequest, c: Any, module: Any, data: Any, val: Any, act_quant: Any,
+             progress: Progress | None) -> Any:
+    """Quantisation-aware training of the module with PTQ's activation quantisation (checkpoints in a
+    temporary folder: an export is not resumable)."""
+    from edgenas.export.qat import qat_finetune, qat_recipe
+
+    recipe = qat_recipe(c.recipe, req.qat_epochs)
+
+    def on_progress(p: Any) -> None:
+        if progress is not None:
+            progress("qat", p.epoch * p.steps + p.step, p.epochs * p.steps)
+
+    with tempfile.TemporaryDirectory(prefix="edgenas-qat-") as tmp:
+        return qat_finetune(module, c.task, data, recipe, Path(tmp) / "qat", act_quant=act_quant, eval_set=val,
+                            identity=c.identity, on_progress=on_progress)
+
+
+def _qat_summary(qat: Any, epochs: int) -> dict[str, Any]:
+    from edgenas.export.qat import QAT_LR_FACTOR
+
+    r = qat.train
+    return {"epochs": epochs, "lr_factor": QAT_LR_FACTOR, "best_epoch": r.best_epoch, "history": r.history,
+            "batchnorm": "statistics frozen (running mean and variance of the checkpoint)",
+            "activation_quantisation": "PTQ's calibration, fixed", "weights_file": QAT_FILE,
+            "metrics_ptq": qat.metrics_ptq, "best_epoch_by": "int8 simulator metric on the validation set"}
+
+
+def _checkpoint_bytes(module: Any, identity: dict[str, Any]) -> bytes:
+    """The module's weights as an edgenas checkpoint (loadable by `load_checkpoint`, `edgenas evaluate`)."""
+    import io
+
+    from edgenas.train.trainer import CHECKPOINT_FORMAT
+
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "identity": identity, "model": module.state_dict(), "qat": True}, buf)
+    return buf.getvalue()
 
 
 def write_export(out: Path, files: dict[str, bytes], summary: dict[str, Any]) -> None:
