@@ -401,15 +401,14 @@ def plan(p: Pipeline) -> list[tuple[Stage, str, str]]:
     for k, s in enumerate(p.stages):
         entry = state["stages"].get(s.name)
         fp = fps[s.name]
-        if entry is not None and entry.get("fingerprint") != fp:
+        if entry is None:
+            why = "running"
+        elif ran or entry.get("status") == "invalidated":
+            why = "an earlier stage ran again: running it again"
+        elif entry.get("fingerprint") != fp:
             later = len(p.stages) - k - 1
             why = (f"settings changed since the last run (fingerprint {entry.get('fingerprint')} -> {fp}): redoing "
                    "it" + (f" and the {later} stage(s) after it" if later else ""))
-            entry = None
-        elif entry is None:
-            why = "running"
-        elif ran:
-            why = "an earlier stage ran again: running it again"
         elif entry.get("status") == "done" and _outputs_exist(p.out, entry):
             out.append((s, "keep", f"done before (fingerprint {fp}), kept"))
             continue
@@ -459,8 +458,10 @@ def run_pipeline(p: Pipeline, say: Say = lambda s: None) -> dict[str, Any]:
                  "starts": (state["stages"].get(s.name) or {}).get("starts", 0) + 1, "started": time.time(),
                  "seconds": old.get("seconds", 0.0) if old else 0.0}
         state["stages"][s.name] = entry
-        for later in p.stages[k + 1:]:
-            if state["stages"].pop(later.name, None) is not None:
+        for later in p.stages[k + 1:]:  # their inputs change: forget their outputs, keep their start counts
+            if later.name in state["stages"]:
+                state["stages"][later.name] = {"status": "invalidated",
+                                               "starts": state["stages"][later.name].get("starts", 0)}
                 shutil.rmtree(p.out / later.name, ignore_errors=True)
         _save_state(p.out, state)
         t0 = time.perf_counter()
@@ -492,7 +493,7 @@ _CHILD = ("import sys\nfrom edgenas.processes import die_with_parent\ndie_with_p
           "sys.argv = ['edgenas', *sys.argv[2:]]\nfrom edgenas.cli import main\nmain()\n")
 
 
-def _edgenas_child(args: list[str], log: Path) -> None:
+def _edgenas_child(args: list[str], log: Path, *, name_log: bool = True) -> None:
     """`edgenas ARGS` in a child process that dies with this one (SIGKILL included); an interrupt here stops
     it. Its output goes to `log`; exit 2 becomes a ConfigError with its error line."""
     with open(log, "w", encoding="utf-8") as f:
@@ -511,8 +512,8 @@ def _edgenas_child(args: list[str], log: Path) -> None:
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if ln.startswith("edgenas: error: ")), lines[-1] if lines else "")
         msg = last.removeprefix("edgenas: error: ")
-        raise (ConfigError if code == 2 else EdgeNasError)(f"edgenas {args[0]} failed (exit {code}): {msg} "
-                                                           f"(log: {log})")
+        where = f" (log: {log})" if name_log else ""
+        raise (ConfigError if code == 2 else EdgeNasError)(f"edgenas {args[0]} failed (exit {code}): {msg}{where}")
 
 
 def _search_args(p: Pipeline, st: dict[str, Any], storage: Path) -> list[str]:
@@ -529,7 +530,8 @@ def validate_search(p: Pipeline, work: Path) -> None:
     if s is None:
         return
     try:
-        _edgenas_child([*_search_args(p, s.settings, work / "check.db"), "--create-only"], work / "check.log")
+        _edgenas_child([*_search_args(p, s.settings, work / "check.db"), "--create-only"], work / "check.log",
+                       name_log=False)
     except ConfigError as e:
         raise _err(p.source, f"stages[{s.index}]", e.message) from None
 
@@ -854,6 +856,10 @@ def render_report(p: Pipeline, state: dict[str, Any]) -> str:
         lines.append(f"| {s.name} | {f.get('resolution', '-')} | {_cell(f.get('params'), ',')} | "
                      f"{_cell(f.get('macs'), ',')} | {f.get('model_file', '-')} | {size} | {_cell(f.get('fps'), '.1f')}"
                      f" | {_cell(f.get('sram_kib'), '.1f')} | {metric} |")
+    quant = (state["stages"].get("quantize") or {}).get("outputs") or {}
+    if "metric_qat" in quant:
+        lines += ["", f"Quantisation-aware training ({quant['qat_epochs']} epoch(s)): int8 metric "
+                  f"{quant['metric_ptq']:.4g} after post-training quantisation, {quant['metric_qat']:.4g} after QAT."]
     lines += ["", "How the figures were measured:", "",
               "- params, MACs: the stage's network (the pruned one from prune on).",
               f"- FPS, SRAM: Vela (ethos-u-vela) for `{p.profile.name}`; search/train/prune compile the network "
