@@ -319,6 +319,9 @@ BAD = {  # name -> (file text, text the error line must name)
     "bad_genotype": (_pipe(_TRAIN, "config: cfg.yaml\ngenotype: stage_block=conv9x9\n"), "genotype"),
     "hardware": (_pipe(_TRAIN, "config: cfg.yaml\nhardware: no-such-npu\n"), "hardware"),
     "no_stages": ("config: cfg.yaml\nstages: []\n", "stages"),
+    "search_then_prune": (_pipe("  - {stage: search}\n  - {stage: prune}\n", "config: cfg.yaml\ncheckpoint: x.pt\n"),
+                          "stages"),
+    "choose": (_pipe("  - {stage: search, choose: {metric: fps, direction: up}}\n"), "stages[0].choose.direction"),
     "search_section": (_pipe("  - {stage: search, strategy: no_such_strategy}\n"), "stages[0]"),
     "out_taken": (_pipe(_TRAIN, "config: cfg.yaml\nout: taken\n"), "out"),
 }

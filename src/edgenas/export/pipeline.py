@@ -257,6 +257,9 @@ def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
 
     checkpoint = None
     needs_weights = any(n in names for n in ("prune", "quantize", "export"))
+    if "search" in names and "train" not in names and needs_weights:
+        raise _err(src, "stages", "after a search, prune/quantize/export need a train stage (no checkpoint can be of "
+                   "a design the search has not chosen yet)")
     if "train" not in names and needs_weights:
         if top.checkpoint is None:
             raise _err(src, "checkpoint", f"{names[0]} needs trained weights: add a train stage or give "
@@ -543,15 +546,12 @@ def _read_front(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _choose(rows: list[dict[str, str]], choose: dict[str, Any] | None, objectives: list[Any]) -> dict[str, str]:
+def _choose(rows: list[dict[str, str]], rule: dict[str, str], source: str, field: str) -> dict[str, str]:
     """The front's row with the best value of the rule's metric (ties: the earlier trial)."""
-    if choose is None:
-        first = objectives[0]
-        choose = {"metric": first["metric"], "direction": first.get("direction", "max")}
-    metric, sign = choose["metric"], (-1.0 if str(choose["direction"]).startswith("max") else 1.0)
+    metric, sign = rule["metric"], (-1.0 if rule["direction"] == "max" else 1.0)
     if metric not in rows[0]:
         raise ConfigError(f"the search front has no column {metric!r}; columns: {', '.join(rows[0])}",
-                          field="choose.metric")
+                          source=source, field=field)
     return min(rows, key=lambda r: (sign * float(r[metric]), int(r["trial"])))
 
 
@@ -565,14 +565,15 @@ def _stage_search(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[str,
     if not rows:
         raise ConfigError("the search found no feasible design (empty front); relax its constraints or run more "
                           f"trials (see {d / 'search.log'})", source=p.source, field=f"stages[{s.index}]")
-    objectives = list(p.config_mapping["search"].get("objectives") or [])
-    row = _choose(rows, s.settings.get("choose"), objectives)
+    first = (p.config_mapping["search"].get("objectives") or [{}])[0]
+    rule = s.settings.get("choose") or {"metric": first.get("metric"),
+                                        "direction": "min" if str(first.get("direction")).startswith("min") else "max"}
+    row = _choose(rows, rule, p.source, f"stages[{s.index}].choose.metric")
     space = load_space(p.config)
     g = space.parse_genotype(",".join(f"{k}={row[k]}" for k in space.choices))
     if g.arch_id != row["arch_id"]:  # the front's columns must give back the very design it names
         raise EdgeNasError(f"front row {row['trial']}: genotype {g} has arch_id {g.arch_id}, the front says "
                            f"{row['arch_id']}")
-    rule = s.settings.get("choose") or {"metric": objectives[0]["metric"], "direction": objectives[0]["direction"]}
     outputs = {"genotype": str(g), "arch_id": g.arch_id, "trial": int(row["trial"]), "front": f"{s.name}/front.csv",
                "front_size": len(rows), "rule": rule, "search_figures": row}
     from edgenas.train.run import make_candidate
@@ -607,7 +608,7 @@ def _float_figures(ctx: _Ctx, c: Any, module: Any, rel: str) -> dict[str, Any]:
     from edgenas.export.ptq import to_float_tflite
     from edgenas.train.trainer import evaluate
 
-    module.eval()
+    module = module.cpu().eval()
     metric = evaluate(module, c.task, c.task.eval_data(c.resolution), batch_size=32,
                       device=torch.device("cpu"))[c.task.primary]
     return {**_graph_figures(module.graph, ctx.p.profile), "resolution": _res(c.resolution),
