@@ -12,6 +12,13 @@ as in ASHA, so it works with any number of workers): at each rung (first, first 
 records its value in its trial and goes on only if it ranks among the best 1/eta of the candidates that
 reached that rung, by non-domination front over the objectives (its accuracy there, its known hardware).
 A stopped candidate reports the best value it reached, with `train_stopped` = 1.
+
+`int8: true` (option of `train`): after training, the weights of the best epoch are post-training quantised
+(`export.ptq`, BatchNorm folded, activation ranges calibrated on `calibration_samples` training samples,
+default 200, as `edgenas export` does) and the int8 file is scored on the validation set in LiteRT with the
+reference kernels (`export.int8_eval`); it is reported as `<metric>_int8` (e.g. `top1_int8`, `epe_int8`) next
+to the float `<metric>`, so a search can take the int8 metric as its objective. A network the writer cannot
+quantise fails as a candidate (its message kept), not the search.
 """
 
 from __future__ import annotations
@@ -215,6 +222,8 @@ class _TrainOptions(BaseModel):
     stop_early: bool = True  # stop candidates that cannot reach the front (see the module docstring)
     min_epochs: int = Field(3, ge=1)  # evaluations before the learning curve may stop a candidate
     halving: _Halving | None = None  # successive halving across the study's candidates (see the docstring)
+    int8: bool = False  # also report the PTQ int8 metric measured in LiteRT (see the docstring)
+    calibration_samples: int | None = Field(None, ge=1)  # with int8: training samples to calibrate on (200)
 
 
 class TrainEvaluator(_TaskEvaluator):
@@ -222,6 +231,15 @@ class TrainEvaluator(_TaskEvaluator):
     cost: Cost = "expensive"
 
     def __init__(self, ctx: EvalContext, opts: _TrainOptions, fld: str) -> None:
+        if opts.calibration_samples is not None and not opts.int8:
+            raise ConfigError("calibrates the int8 metric: only with `int8: true`", field=f"{fld}.calibration_samples")
+        if opts.int8:
+            from importlib.util import find_spec
+
+            missing = [m for m in ("ai_edge_litert", "torchao") if find_spec(m) is None]
+            if missing:
+                raise ConfigError(f"the int8 metric needs ai-edge-litert and torchao ({', '.join(missing)} not "
+                                  "installed)", field=f"{fld}.int8")
         super().__init__(ctx, fld)
         self.opts = opts
         self.recipe = self.recipe.with_overrides(epochs=opts.epochs, seed=opts.seed)
@@ -229,11 +247,36 @@ class TrainEvaluator(_TaskEvaluator):
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return (self.task.primary, "train_epochs", "train_seconds", "train_stopped")
+        int8 = (f"{self.task.primary}_int8",) if self.opts.int8 else ()
+        return (self.task.primary, *int8, "train_epochs", "train_seconds", "train_stopped")
 
     def fingerprint(self) -> str:
+        int8 = f":int8:{self.opts.calibration_samples or 200}" if self.opts.int8 else ""
         return f"train:{sorted(self.recipe.model_dump().items())}:{sorted(self.task.describe().items())}:" \
-               f"{self.opts.stop_early}:{self.opts.min_epochs}:{self.opts.halving}"
+               f"{self.opts.stop_early}:{self.opts.min_epochs}:{self.opts.halving}{int8}"
+
+    def _int8_metric(self, module: Any, best: Path) -> float:
+        """The primary metric of the PTQ int8 file of the best epoch's weights, in LiteRT (docstring)."""
+        from edgenas.errors import EdgeNasError
+        from edgenas.export.deploy import _calibration_batches
+        from edgenas.export.int8_eval import int8_metrics
+        from edgenas.export.ptq import to_int8_tflite
+        from edgenas.train.trainer import load_checkpoint
+
+        if best.exists():
+            module.load_state_dict(load_checkpoint(best)["model"])
+        module.eval()
+        train = self._data.train
+        n = min(self.opts.calibration_samples or 200, len(train))
+        try:
+            model, _ = to_int8_tflite(module, _calibration_batches(train, n, None))
+            values, _ = int8_metrics(model, list(module.graph.outputs), self.task, self._data.val)
+        except EdgeNasError as e:
+            raise EvaluationFailed(f"cannot quantise the network to int8: {e}") from None
+        value = values[self.task.primary]
+        if not math.isfinite(value):
+            raise EvaluationFailed(f"the int8 model gave no finite {self.task.primary}")
+        return float(value)
 
     def evaluate(self, genotype: Genotype) -> dict[str, MetricValue]:
         return self.evaluate_with(genotype, Hints())
@@ -242,7 +285,7 @@ class TrainEvaluator(_TaskEvaluator):
         import torch
 
         from edgenas.train.builder import GraphModule
-        from edgenas.train.trainer import Trainer
+        from edgenas.train.trainer import BEST, Trainer
 
         graph = self._graph(genotype)
         if self._data is None:
@@ -260,9 +303,11 @@ class TrainEvaluator(_TaskEvaluator):
             trainer = Trainer(module, self.task, self._data, self.recipe, Path(tmp), identity=identity,
                               stop_when=rule)
             result = trainer.run()
-        if result.best_metric is None or not math.isfinite(result.best_metric):
-            raise EvaluationFailed(f"training gave no finite {self.task.primary}")
-        return {self.task.primary: float(result.best_metric), "train_epochs": len(result.history),
+            if result.best_metric is None or not math.isfinite(result.best_metric):
+                raise EvaluationFailed(f"training gave no finite {self.task.primary}")
+            int8 = {f"{self.task.primary}_int8": self._int8_metric(module.cpu(), Path(tmp) / BEST)} \
+                if self.opts.int8 else {}
+        return {self.task.primary: float(result.best_metric), **int8, "train_epochs": len(result.history),
                 "train_seconds": round(result.seconds, 3), "train_stopped": int(result.stopped_early)}
 
 
