@@ -148,9 +148,11 @@ def qat_finetune(module: GraphModule, task: Task, data: TaskData, recipe: TrainR
         raise ConfigError(f"unknown concat mode {concat!r}; allowed: {', '.join(CONCAT_MODES)}", field="concat")
     out_dir = Path(out_dir)
     check_run_dir(out_dir, resume=resume)
-    graph = module.graph
     if not resume and (calibration is None) == (act_quant is None):
         raise ValueError("qat_finetune needs exactly one of calibration= and act_quant=")
+    graph = module.graph
+    cpu = torch.device("cpu")
+    module = copy.deepcopy(module, {id(graph): graph}).to(cpu).eval()  # a CPU copy sharing the (immutable) Graph
     if resume:
         act_quant = _read_act_quant(out_dir / ACT_QUANT_FILE)
     else:
@@ -160,13 +162,11 @@ def qat_finetune(module: GraphModule, task: Task, data: TaskData, recipe: TrainR
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_act_quant(out_dir / ACT_QUANT_FILE, act_quant)
     eval_set = data.val if eval_set is None else eval_set
-    cpu = torch.device("cpu")
-    module = module.to(cpu)
     metric_float = evaluate(module, task, eval_set, batch_size=recipe.batch_size, device=cpu)[task.primary]
     tflite_ptq = int8_tflite(module, act_quant)
     metrics_ptq, _ = int8_metrics(tflite_ptq, list(graph.outputs), task, eval_set)
 
-    model = QATModel(copy.deepcopy(module, {id(graph): graph}), act_quant)  # a copy sharing the (immutable) Graph
+    model = QATModel(copy.deepcopy(module, {id(graph): graph}), act_quant)
     torch.manual_seed(recipe.seed)
     ident = {**dict(identity or {}), "qat": {"observer": observer, "concat": concat}}
     trainer = Trainer(model, task, data, recipe, out_dir, identity=ident, device=cpu, on_progress=on_progress)
