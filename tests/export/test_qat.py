@@ -125,10 +125,12 @@ def test_qat_recovers_part_of_a_large_ptq_loss(trained, tmp_path) -> None:
 
 
 def test_recovered_fraction() -> None:
-    assert recovered_fraction(90.0, 70.0, 80.0) == pytest.approx(0.5)  # higher is better
-    assert recovered_fraction(1.0, 3.0, 2.5) == pytest.approx(0.25)  # lower is better (EPE)
-    assert recovered_fraction(1.0, 3.0, 3.5) == pytest.approx(-0.25)  # worse than PTQ
-    assert recovered_fraction(1.0, 1.0, 0.9) is None
+    assert recovered_fraction(90.0, 70.0, 80.0, higher_is_better=True) == pytest.approx(0.5)
+    assert recovered_fraction(1.0, 3.0, 2.5, higher_is_better=False) == pytest.approx(0.25)  # EPE
+    assert recovered_fraction(1.0, 3.0, 3.5, higher_is_better=False) == pytest.approx(-0.25)  # worse than PTQ
+    assert recovered_fraction(1.0, 1.0, 0.9, higher_is_better=False) is None  # nothing lost
+    assert recovered_fraction(1.0, 0.9, 0.95, higher_is_better=False) is None  # PTQ better than float
+    assert recovered_fraction(0.5065, 0.50651, 0.5066, higher_is_better=False) is None  # a negligible loss
 
 
 def test_an_interrupted_qat_run_resumes_to_the_same_weights(trained, tmp_path) -> None:
