@@ -499,17 +499,23 @@ _CHILD = ("import sys\nfrom edgenas.processes import die_with_parent\ndie_with_p
 def _edgenas_child(args: list[str], log: Path, *, name_log: bool = True) -> None:
     """`edgenas ARGS` in a child process that dies with this one (SIGKILL included); an interrupt here stops
     it. Its output goes to `log`; exit 2 becomes a ConfigError with its error line."""
+    from edgenas.processes import interrupts_deferred
+
+    proc = None
     with open(log, "w", encoding="utf-8") as f:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(os.getpid()), *args], stdout=f,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
+            with interrupts_deferred():  # an interrupt during Popen must not lose the child's handle
+                proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(os.getpid()), *args], stdout=f,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             code = proc.wait()
         except BaseException:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             raise
     if code:
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
