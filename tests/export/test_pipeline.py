@@ -3,8 +3,8 @@ resumed with real signals, changed, and refused.
 
 Truths: the search's own front CSV (the chosen design re-derived from it with the rule); LiteRT with its
 reference kernels on the int8 file (the int8 metric recomputed with an argmax written here; params and MACs
-counted from the file's weight shapes) and on the pruned network's float32 file (float metric); the `vela` CLI
-on the int8 file (FPS, SRAM); `edgenas evaluate` on the trained checkpoint; an uninterrupted run of the same
+counted from the file's weight shapes) and on the trained and the pruned network's float32 files (float
+metric, params, MACs, size); the `vela` CLI on the int8 file (FPS, SRAM); an uninterrupted run of the same
 pipeline (the interrupted one must end with the same weights); files' mtimes and pipeline.json's start
 counters (finished stages are not redone); /proc (the search's child process dies with the pipeline).
 """
@@ -238,22 +238,19 @@ def test_float_figures(work: Path) -> None:
     from edgenas.train.builder import GraphModule
 
     state = _state(work / "full")
-    genotype = state["stages"]["train"]["outputs"]["genotype"]
-    c = _candidate(work, genotype)
+    c = _candidate(work, state["stages"]["train"]["outputs"]["genotype"])
     val = c.task.eval_data(c.resolution)
-    r = subprocess.run([EDGENAS, "evaluate", "cfg.yaml", "--checkpoint", "full/train/best.pt", "--json"], cwd=work,
-                       env=_env(work), capture_output=True, text=True, check=True)
-    t = state["stages"]["train"]["figures"]
-    assert t["metric"] == pytest.approx(json.loads(r.stdout)["top1"], abs=1e-9)
-    p = state["stages"]["prune"]
-    widths = p["outputs"]["widths"]
-    module = GraphModule(pruned_graph(c.graph(), widths))
-    module.load_state_dict(torch.load(work / "full" / "prune" / "best.pt", weights_only=True)["model"])
-    fp32 = to_float_tflite(module.eval())
-    assert p["figures"]["model_bytes"] == len(fp32)
-    assert (p["figures"]["params"], p["figures"]["macs"]) == _params_macs(fp32)
-    assert p["figures"]["metric"] == pytest.approx(_top1(fp32, val), abs=100 / len(val) + 1e-9)  # one sample
-    assert p["figures"]["params"] < t["params"] and p["figures"]["macs"] < t["macs"]
+    for name in ("train", "prune"):  # each stage's float32 file (BatchNorm folded) in LiteRT's reference kernels
+        f = state["stages"][name]["figures"]
+        widths = state["stages"][name]["outputs"].get("widths")
+        module = GraphModule(pruned_graph(c.graph(), widths) if widths else c.graph())
+        module.load_state_dict(torch.load(work / "full" / name / "best.pt", weights_only=True)["model"])
+        fp32 = to_float_tflite(module.eval())
+        assert f["model_bytes"] == len(fp32)
+        assert (f["params"], f["macs"]) == _params_macs(fp32)
+        assert f["metric"] == pytest.approx(_top1(fp32, val), abs=100 / len(val) + 1e-9)  # one sample may differ
+    t, p = state["stages"]["train"]["figures"], state["stages"]["prune"]["figures"]
+    assert p["params"] < t["params"] and p["macs"] < t["macs"]
     report = (work / "full" / "report.md").read_text()
     for name in ("search", "train", "prune", "quantize", "export"):
         f = state["stages"][name]["figures"]
@@ -292,10 +289,20 @@ def test_sigkill_in_prune_resumes_there_and_keeps_what_was_done(work: Path) -> N
         (work / "full" / "export" / "model_int8_vela.tflite").read_bytes()
 
 
+def _has_qat() -> bool:
+    try:
+        import edgenas.export.qat  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def test_changed_settings_redo_that_stage_and_the_later_ones(work: Path, tmp_path: Path) -> None:
+    """The quantize stage changes (fewer calibration samples, and QAT where edgenas has it)."""
     shutil.copy(work / "cfg.yaml", tmp_path)
     shutil.copytree(work / "full", tmp_path / "full")  # copy2: mtimes kept
-    (tmp_path / "pipe.yaml").write_text(PIPE.replace("calibration_samples: 32", "calibration_samples: 16"))
+    qat = ", qat: {epochs: 1}" if _has_qat() else ""
+    (tmp_path / "pipe.yaml").write_text(PIPE.replace("calibration_samples: 32", f"calibration_samples: 16{qat}"))
     before = _mtimes(tmp_path / "full", [*KEPT, "prune/best.pt"])
     r = subprocess.run([EDGENAS, "pipeline", "pipe.yaml"], cwd=tmp_path, env=_env(work), capture_output=True,
                        text=True, timeout=600)
@@ -305,7 +312,16 @@ def test_changed_settings_redo_that_stage_and_the_later_ones(work: Path, tmp_pat
     state = _state(tmp_path / "full")
     assert {n: e["starts"] for n, e in state["stages"].items()} == \
         {"search": 1, "train": 1, "prune": 1, "quantize": 2, "export": 2}
-    assert state["stages"]["quantize"]["outputs"]["calibration_samples"] == 16
+    q = state["stages"]["quantize"]
+    assert q["outputs"]["calibration_samples"] == 16
+    model = (tmp_path / "full" / "quantize" / "model_int8.tflite").read_bytes()
+    assert model != (work / "full" / "quantize" / "model_int8.tflite").read_bytes()
+    assert (tmp_path / "full" / "export" / "model_int8.tflite").read_bytes() == model
+    c = _candidate(work, state["stages"]["train"]["outputs"]["genotype"])
+    assert q["figures"]["metric"] == pytest.approx(_top1(model, c.task.eval_data(c.resolution)), abs=1e-9)
+    if qat:
+        assert q["outputs"]["qat_epochs"] == 1 and q["outputs"]["metric_qat"] == q["figures"]["metric"]
+        assert "Quantisation-aware training (1 epoch(s))" in (tmp_path / "full" / "report.md").read_text()
 
 
 # ---- refusals -----------------------------------------------------------------------------------------------

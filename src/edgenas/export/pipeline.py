@@ -436,7 +436,7 @@ def run_pipeline(p: Pipeline, say: Say = lambda s: None) -> dict[str, Any]:
     import tempfile
 
     steps = plan(p)
-    if any(s.name == "search" and action != "keep" for s, action, _ in steps):
+    if any(s.name == "search" and action == "run" for s, action, _ in steps):  # a resumed one was checked
         with tempfile.TemporaryDirectory(prefix="edgenas-pipeline-") as work:
             validate_search(p, Path(work))  # before anything is written
     fps = fingerprints(p)
