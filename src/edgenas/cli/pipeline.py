@@ -20,11 +20,12 @@ PIPELINE.yaml, for example (see examples/pipeline_digits.yaml):
   stages:                        # in this order; any may be left out
     - {stage: search, trials: 8, choose: {metric: fps, direction: max}}
     - {stage: train, epochs: 4}                    # train-recipe overrides
-    - {stage: prune, score: l1, keep_ratio: 0.5, round_to: 8, finetune: {epochs: 2}}
-    - {stage: quantize, observer: minmax, concat: shared, calibration_samples: 200, qat: {epochs: 1}}
+    - {stage: prune, score: l1, keep_ratio: 0.5, round_to: 8,
+       finetune: {epochs: 2}}
+    - {stage: quantize, observer: minmax, concat: shared,
+       calibration_samples: 200, qat: {epochs: 1}}
     - {stage: export, allow_cpu_ops: false}
 
-\b
 Without a search stage the file names `genotype:`; without a train stage, `checkpoint:`.
 Each stage works in its own sub-folder and is recorded in pipeline.json. Running the same command again
 keeps the finished stages, resumes an interrupted one (Ctrl-C, SIGTERM, kill -9) where it stopped, and redoes
