@@ -352,6 +352,7 @@ BAD = {  # name -> (file text, text the error line must name)
     "search_then_prune": (_pipe("  - {stage: search}\n  - {stage: prune}\n", "config: cfg.yaml\ncheckpoint: x.pt\n"),
                           "stages"),
     "choose": (_pipe("  - {stage: search, choose: {metric: fps, direction: up}}\n"), "stages[0].choose.direction"),
+    "search_hardware": (_pipe("  - {stage: search}\n", "config: cfg.yaml\nhardware: ethos-u55-256\n"), "hardware"),
     "search_section": (_pipe("  - {stage: search, strategy: no_such_strategy}\n"), "stages[0]"),
     "out_taken": (_pipe(_TRAIN, "config: cfg.yaml\nout: taken\n"), "out"),
 }

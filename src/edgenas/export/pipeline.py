@@ -221,6 +221,7 @@ def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
             raise _err(src, "genotype", "a search stage chooses the genotype; give one or the other")
         if not mapping.get("search"):
             raise _err(src, "config", f"{cfg} has no `search:` section for the search stage")
+        _check_search_profile(mapping, space, profile, src)
     genotype = top.genotype or "default"
     if top.genotype is not None:
         try:
@@ -280,6 +281,20 @@ def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
     return Pipeline(src, cfg, mapping, profile, out_dir,
                     tuple(Stage(n, settings[n], i) for n, _, i in stages), genotype, checkpoint, train_overrides,
                     c.resolution)
+
+
+def _check_search_profile(mapping: dict[str, Any], space: Any, profile: Any, src: str) -> None:
+    """The search must measure on the pipeline's device (its `search.hardware`, else the space's first)."""
+    from edgenas.hardware.profile import DEFAULT_PROFILE, load_profile_spec
+
+    spec = mapping["search"].get("hardware") or (space.config.hardware or [DEFAULT_PROFILE])[0]
+    try:
+        searched = load_profile_spec(str(spec))
+    except ConfigError:
+        return  # the search's own check names it (validate_search)
+    if searched.to_dict() != profile.to_dict():
+        raise _err(src, "hardware", f"{profile.name} differs from the profile the search measures on ({spec}: "
+                   "search.hardware, else the space's first `hardware`); make them the same")
 
 
 def _check_checkpoint(cfg: str, genotype: str, path: Path, src: str) -> None:
