@@ -37,13 +37,13 @@ widths: {stem: 8, stages: 2, units_per_stage: 1, classes: 10}
 choices:
   stage_block: [conv3x3, dsconv3x3]
 hardware: [ethos-u55-128]
-task: {type: digits-hard, train_samples: 256, val_samples: 64}
-train: {epochs: 1, batch_size: 64, lr: 0.005, threads: 1}
+task: {type: digits, val_fraction: 0.8}  # 359 training samples: a 1-epoch run learns something
+train: {epochs: 1, batch_size: 16, lr: 0.01, threads: 1}
 search:
   objectives: [{metric: fps, direction: max}, {metric: sram_kib, direction: min}]
   trials: 2
 """
-# prune fine-tunes for 2 epochs of 90 steps with a checkpoint every 2 steps: the test kills it at the first
+# prune fine-tunes for 2 epochs of 23 steps with a checkpoint every 2 steps: the test kills it at the first
 STAGES = """\
   - {stage: search, trials: 2, choose: {metric: sram_kib, direction: min}}
   - {stage: train, epochs: 1}
