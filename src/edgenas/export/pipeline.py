@@ -823,8 +823,9 @@ def _stage_export(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[str,
     graph = c.graph() if not widths else _pruned(c, widths)
     files, summary, m = _export_files(ctx, c, tflite, graph, d, s.settings["allow_cpu_ops"], src)
     qfig = ctx.state["stages"]["quantize"]["figures"]
+    floats = [ctx.state["stages"][n]["figures"] for n in ("train", "prune") if ctx.p.stage(n)]
     summary.update(pruned_widths=widths, metric=c.task.primary, metric_int8=qfig["metric"],
-                   metric_int8_runtime=q["int8_runtime"])
+                   metric_int8_runtime=q["int8_runtime"], metric_float=floats[-1]["metric"] if floats else None)
     shutil.rmtree(d, ignore_errors=True)  # write_export creates the folder whole, or not at all
     write_export(d, files, summary)
     outputs = {"files": sorted([*files, "summary.json"]), "summary": f"{s.name}/summary.json",
