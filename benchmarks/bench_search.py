@@ -4,9 +4,10 @@ README pairs, normal and hardware-free, at 300 distinct evaluations over 10 seed
 random, nsga2, tpe, nsga2+floor, tpe+floor), and the default again hardware-free; tpe+floor is by far the
 slowest (Optuna's constrained TPE re-reads every trial's constraints for every parameter it samples).
 Usage: python benchmarks/bench_search.py [--budget 300] [--seeds 10] [--jobs 0] [--table PATH] [--extra]
-[--log runs.jsonl [--rerun LABEL,...]] (--extra adds two other pairs of the same table, a check against tuning
-to the README pairs; --log keeps every finished run, so an interrupted benchmark resumes where it stopped and
-a changed strategy is re-measured alone with --rerun).
+[--log runs.jsonl [--rerun LABEL,...] [--report-only]] (--extra adds two other pairs of the same table, a check
+against tuning to the README pairs; --log keeps every finished run, so an interrupted benchmark resumes where it
+stopped, a changed strategy is re-measured alone with --rerun, and --report-only prints the tables of what is
+logged so far, seed counts marked).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from machine import describe
 
-from edgenas.search.bench import (INFORMED_ANCHORS, Objective, Problem, RunResult, checkpoints, run_bench,
-                                  strategy_list, summarise)
+from edgenas.search.bench import (INFORMED_ANCHORS, PROPOSALS_PER_BUDGET, Objective, Problem, RunResult,
+                                  checkpoints, run_bench, strategy_list, summarise)
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, uses_known
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +35,16 @@ README = {("cifar10_acc", "pi5_litert_ms"): (0.886, 0.906, 0.931),
           ("cifar100_acc", "pi5_onnx_ms"): (0.830, 0.904, 0.944)}
 
 
-def _cell(st: dict, label: str) -> str:
+def _cell(st: dict, label: str, seeds: int | None = None) -> str:
+    if label not in st:
+        return "-"
     v = st[label]
-    return f"{v['hv_ratio_median']:.3f} / {v['hv_ratio_min']:.3f} ({v['front_points_found_median']})"
+    return (f"{v['hv_ratio_median']:.3f} / {v['hv_ratio_min']:.3f} ({v['front_points_found_median']})"
+            + (f" [{seeds} seeds]" if seeds is not None else ""))
 
 
 def _best(st: dict, labels: tuple[str, ...], key: str = "") -> float:
-    return max((st[x]["hv_ratio_median_at"][key] if key else st[x]["hv_ratio_median"]) for x in labels)
+    return max((st[x]["hv_ratio_median_at"][key] if key else st[x]["hv_ratio_median"]) for x in labels if x in st)
 
 
 def main() -> None:
@@ -54,6 +58,9 @@ def main() -> None:
                     "evaluation order, ...); a strategy whose runs for a pair and mode are all in it already is "
                     "read back instead of run again")
     ap.add_argument("--rerun", default="", help="comma-separated labels whose logged runs are ignored")
+    ap.add_argument("--report-only", action="store_true", help="print the tables from the runs in --log and run "
+                    "nothing (a benchmark still under way); a strategy with fewer logged seeds than --seeds says "
+                    "how many it has")
     a = ap.parse_args()
     specs = strategy_list([])
     users = [s for s in specs if uses_known(s.name)]
@@ -91,7 +98,8 @@ def main() -> None:
     # mode's (same seeds, nothing they could use), so they are reused instead of recomputed. Optuna's
     # constrained TPE is by far the slowest, so it runs last, after every pair's other figures are in.
     t0 = time.perf_counter()
-    for phase in ([s for s in specs if s.label not in LAST], [s for s in specs if s.label in LAST]):
+    phases = ([s for s in specs if s.label not in LAST], [s for s in specs if s.label in LAST])
+    for phase in () if a.report_only else phases:
         for pair in pairs:
             for hw, group in ((False, phase), (True, [s for s in phase if s in users])):
                 todo = missing(pair, hw, group)
@@ -99,10 +107,17 @@ def main() -> None:
                     run_bench(problem_args(pair, hw), todo, seeds=a.seeds, budget=a.budget, jobs=a.jobs,
                               progress=log(pair, hw))
     rows = []
+    short: dict[tuple, int] = {}  # (pair, hw, label) -> seeds logged, where fewer than asked (--report-only)
     for pair in pairs:
         for hw in (False, True):
-            runs = [logged[(*pair, hw and s in users, s.label, seed)] for s in specs for seed in range(a.seeds)]
-            rows.append((*pair, hw, summarise(Problem(**problem_args(pair, hw)).load(), specs, a.seeds, a.budget,
+            keys = {s.label: [(*pair, hw and s in users, s.label, seed) for seed in range(a.seeds)] for s in specs}
+            have = [s for s in specs if any(k in logged for k in keys[s.label])]
+            for s in have:
+                n = sum(k in logged for k in keys[s.label])
+                if n < a.seeds:
+                    short[(*pair, hw, s.label)] = n
+            runs = [logged[k] for s in have for k in keys[s.label] if k in logged]
+            rows.append((*pair, hw, summarise(Problem(**problem_args(pair, hw)).load(), have, a.seeds, a.budget,
                                               runs)))
     run_minutes = sum(r.seconds for r in logged.values()) / 60
     minutes = (time.perf_counter() - t0) / 60
@@ -130,8 +145,23 @@ def main() -> None:
         st = summary["strategies"]
         d = st[DEFAULT_STRATEGY]["hv_ratio_median"]
         print(f"| `{acc}` x `{lat}`, {floor:g} | {'hardware-free' if hw else 'normal'} | "
-              f"{summary['true_front_points']} | " + " | ".join(_cell(st, s.label) for s in specs)
+              f"{summary['true_front_points']} | "
+              + " | ".join(_cell(st, s.label, short.get((acc, lat, floor, hw, s.label))) for s in specs)
               + f" | {d - _best(st, plain):+.3f} | {d - _best(st, informed):+.3f} |")
+    stalled = []  # runs that hit the proposal cap before `budget` distinct evaluations (repeat proposals)
+    for pair in pairs:
+        for s in specs:
+            rs = [r for hw in (False, True) if not (hw and s not in users)
+                  for k in range(a.seeds) if (r := logged.get((*pair, hw, s.label, k))) is not None]
+            short_runs = sorted(r.evaluated for r in rs if r.evaluated < a.budget)
+            if short_runs:
+                stalled.append(f"`{s.label}` on `{pair[0]}` x `{pair[1]}`: {len(short_runs)} of {len(rs)} runs "
+                               f"({', '.join(map(str, short_runs))} distinct)")
+    if stalled:
+        print(f"\nRuns that stopped short of {a.budget} distinct evaluations: the sampler kept proposing "
+              f"architectures it had already evaluated (answered from the cache, free) until the cap of "
+              f"{PROPOSALS_PER_BUDGET} x {a.budget} proposals; their hv_ratio is what they had found by then, and "
+              f"their figure at {a.budget} is their last. " + "; ".join(stalled) + ".")
     print(f"\nMedian hv_ratio after {' / '.join(at)} distinct evaluations (prefixes of the same runs); last column: "
           f"the fewest evaluations n after which the default's median over seeds of hv_ratio after n evaluations "
           f"reaches the best anchor's (plain or informed) median at {a.budget}:\n")
@@ -141,7 +171,8 @@ def main() -> None:
     print("|---|---|" + "---|" * len(specs) + "---|---|")
     for acc, lat, floor, hw, summary in rows:
         st = summary["strategies"]
-        cells = [" / ".join(f"{st[s.label]['hv_ratio_median_at'][n]:.3f}" for n in at) for s in specs]
+        cells = [" / ".join(f"{st[s.label]['hv_ratio_median_at'][n]:.3f}" for n in at) if s.label in st else "-"
+                 for s in specs]
         margins = " / ".join(f"{st[DEFAULT_STRATEGY]['hv_ratio_median_at'][n] - _best(st, informed, n):+.3f}"
                              for n in at)
         vs = summary["default_vs_best_anchor"]
