@@ -35,7 +35,9 @@ DATA = st.recursive(SCALARS, lambda c: st.lists(c, max_size=4) | st.dictionaries
 def _real_configs() -> dict[str, dict[str, Any]]:
     out = {}
     for p in [*BUILTIN_DIR.glob("*.yaml"), *EXAMPLES.glob("*.yaml")]:
-        out[p.name] = yaml.safe_load(p.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        if "stages" not in doc:  # a pipeline file (`edgenas pipeline`) names a space config, it is not one
+            out[p.name] = doc
     return out
 
 
