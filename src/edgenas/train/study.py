@@ -248,7 +248,8 @@ def train_plan(config: str, space: SearchSpace, plan: TrainPlan, run_dir: Path, 
             _check_same_recipe(done, c, out)
             rows.append(done["row"])
             reused += 1
-            say(f"{head}: finished before, {done['row']['metric']} {_g(done['row'].get(done['row']['metric'] + '_train'))}"
+            metric = done['row']['metric']
+            say(f"{head}: finished before, {metric} {_g(done['row'].get(metric + '_train'))}"
                 f" ({out})")
             continue
         resume = (out / CHECKPOINT).exists()
@@ -314,7 +315,8 @@ def evaluate_with_zero(module: Any, task: Any, ds: Any, batch_size: int) -> tupl
                     acc = sums[kind].setdefault(name, [0.0, 0])
                     acc[0] += float(s)
                     acc[1] += int(n)
-    model, zero = ({k: (s / n if n else float("nan")) for k, (s, n) in sums[kind].items()} for kind in ("model", "zero"))
+    model, zero = ({k: (s / n if n else float("nan")) for k, (s, n) in sums[kind].items()}
+                   for kind in ("model", "zero"))
     return model, zero
 
 
