@@ -55,6 +55,8 @@ FAILURES = {
     "checkpoint": (["--genotype", "upsample=bilinear", "--allow-cpu-ops"], ["--genotype", "checkpoint"]),
     "resolution_stride": (["--resolution", "18x18", "--allow-cpu-ops"], ["--resolution", "stride"]),
     "resolution_text": (["--resolution", "sixteen", "--allow-cpu-ops"], ["--resolution"]),
+    "observer": (["--observer", "median", "--allow-cpu-ops"], ["--observer", "minmax, moving_average, histogram"]),
+    "concat": (["--concat", "mixed", "--allow-cpu-ops"], ["--concat", "shared, per_input"]),
 }
 
 
@@ -211,6 +213,7 @@ def test_provenance(work: Path) -> None:
     run = json.loads((work / "run" / "run.json").read_text())
     assert (s["genotype"], s["arch_id"]) == (run["identity"]["genotype"], run["identity"]["arch_id"])
     assert s["resolution"] == "16x16" and s["calibration"]["samples"] == 12
+    assert (s["calibration"]["observer"], s["calibration"]["concat"]) == ("minmax", "shared")
     assert s["checkpoint_sha256"] == hashlib.sha256((work / "run" / "best.pt").read_bytes()).hexdigest()
     for name, meta in s["files"].items():
         data = (work / "exp" / name).read_bytes()

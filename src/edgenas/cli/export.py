@@ -42,6 +42,10 @@ def export(
     calibration_samples: int = typer.Option(200, "--calibration-samples", min=1, help="Training samples to "
                                             "calibrate activation ranges on."),
     allow_cpu_ops: bool = typer.Option(False, "--allow-cpu-ops", help="Export even when some ops run on the CPU."),
+    observer: str = typer.Option("minmax", "--observer", help="Activation ranges from torchao's observer: minmax, "
+                                 "moving_average or histogram."),
+    concat: str = typer.Option("shared", "--concat", help="Concatenation scales: shared (one scale, TFLite's "
+                               "int8 CONCATENATION as is) or per_input (each input its own, requantised)."),
     qat_epochs: int = typer.Option(0, "--qat-epochs", min=0, help="Epochs of quantisation-aware training after "
                                    "PTQ (0: none), at 0.1x the config's train.lr."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress of the slow steps."),
@@ -53,10 +57,16 @@ def export(
     _need_torch()
     from edgenas.export.deploy import ExportRequest, check_out_dir, export as run_export
 
+    from edgenas.errors import ConfigError
+    from edgenas.export.ptq import CONCAT_MODES, OBSERVERS
+
+    for field, value, allowed in (("--observer", observer, OBSERVERS), ("--concat", concat, CONCAT_MODES)):
+        if value not in allowed:
+            raise ConfigError(f"unknown value {value!r}; allowed: {', '.join(allowed)}", field=field)
     check_out_dir(out_dir)  # before anything slow
     spec = hardware or (load_space(config).config.hardware or [DEFAULT_PROFILE])[0]
     req = ExportRequest(config, genotype, checkpoint, load_profile_spec(spec), out_dir, resolution,
-                        calibration_samples, allow_cpu_ops, qat_epochs)
+                        calibration_samples, allow_cpu_ops, qat_epochs, observer, concat)
     if not progress:
         summary = run_export(req)
     else:

@@ -53,6 +53,8 @@ class ExportRequest:
     calibration_samples: int = 200
     allow_cpu_ops: bool = False
     qat_epochs: int = 0  # quantisation-aware training epochs after PTQ (0: none)
+    observer: str = "minmax"  # torchao observer for activation ranges (ptq.OBSERVERS)
+    concat: str = "shared"  # concatenation scales (tflite.quant.CONCAT_MODES)
 
 
 def check_out_dir(out: Path) -> None:
@@ -149,7 +151,8 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         raise ConfigError(f"must be 0 (no QAT) or more, got {req.qat_epochs}", field="--qat-epochs")
     data = c.task.data(res, seed=c.recipe.seed, progress=data_progress)
     n_cal = min(req.calibration_samples, len(data.train))
-    tflite, act_quant = to_int8_tflite(module, _calibration_batches(data.train, n_cal, progress))
+    tflite, act_quant = to_int8_tflite(module, _calibration_batches(data.train, n_cal, progress),
+                                       observer=req.observer, concat=req.concat)
 
     def compile_checked(model: bytes) -> tuple[Any, bytes, list[str]]:
         if progress is not None:
@@ -222,7 +225,8 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         "metric_data": {"set": "the task's validation set", "samples": n_val, "resolution": format_resolution(res),
                         "int8_runtime": f"ai-edge-litert Interpreter, OpResolverType.{resolver}"},
         "calibration": {"samples": n_cal, "set": f"training set, first {n_cal} of a permutation seeded "
-                                                 f"{CALIBRATION_SEED}"},
+                                                 f"{CALIBRATION_SEED}", "observer": req.observer,
+                        "concat": req.concat},
         "input": inp,
         "outputs": outputs,
         "preprocessing": preprocessing(c.task, res, (inp["scale"], inp["zero_point"])),
