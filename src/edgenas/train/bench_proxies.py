@@ -70,6 +70,7 @@ from edgenas.errors import ConfigError
 from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace, load_space
+from edgenas.train.records import read_done, write_json
 
 SCHEMA = "edgenas.bench-proxies/1"
 PRESETS = ("full", "smoke")
@@ -231,23 +232,6 @@ def runs_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".runs") if out.suffix == ".json" else out.with_name(out.name + ".runs")
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomically: a killed writer leaves no half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("status") == "done" else None
 
 
 # ---- in the worker processes ------------------------------------------------------------------------------
@@ -415,7 +399,7 @@ def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path,
     runs = runs_dir(out)
     _check_folder(runs, settings, space)
     items = plan(settings, genotypes)
-    todo = [it for it in items if read_record(runs / f"{it.key}.json") is None]
+    todo = [it for it in items if read_done(runs / f"{it.key}.json") is None]
     done_before = len(items) - len(todo)
     if on_start is not None:
         on_start(len(todo) if train else 0, len(items))
@@ -432,7 +416,7 @@ def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path,
             done_now += 1
             if on_record is not None:
                 on_record(todo[i], result, done_before + done_now, len(items))
-    records = {it.key: read_record(runs / f"{it.key}.json") for it in items}
+    records = {it.key: read_done(runs / f"{it.key}.json") for it in items}
     summary = summarise(settings, space, genotypes, items, records, resamples=resamples)
     summary["failed"] = failed
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,6 @@ is written to `run.json` next to its checkpoint, so any figure can be traced bac
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +18,7 @@ from edgenas.space.config import format_resolution, parse_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace, load_space
 from edgenas.train.builder import GraphModule
+from edgenas.train.records import write_json
 from edgenas.train.recipe import TrainRecipe, parse_train_section
 from edgenas.train.tasks.base import DataProgress, Task
 from edgenas.train.trainer import BEST, CHECKPOINT, Progress, Trainer, TrainResult, device_for_training
@@ -91,10 +90,6 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def check_run_dir(out_dir: Path, *, resume: bool) -> None:
@@ -133,13 +128,13 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
         "macs": module.graph.macs, "params": sum(p.numel() for p in module.parameters()),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / RUN_FILE, {**meta, "status": "running", "updated": time.time()})
+    write_json(out_dir / RUN_FILE, {**meta, "status": "running", "updated": time.time()})
     try:
         result = trainer.run()
     except KeyboardInterrupt:
-        _write_json(out_dir / RUN_FILE, {**meta, "status": "interrupted", "history": trainer.history,
+        write_json(out_dir / RUN_FILE, {**meta, "status": "interrupted", "history": trainer.history,
                                          "updated": time.time()})
         raise
-    _write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
+    write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
                                      "best_checkpoint": BEST, "updated": time.time()})
     return result

@@ -34,6 +34,7 @@ from edgenas.errors import ConfigError
 from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace
+from edgenas.train.records import read_done, write_json
 
 ACCURACY_CSV = "accuracy.csv"
 TRAIN_DIR = "train"
@@ -205,18 +206,8 @@ def read_accuracy_csv(path: Path) -> list[dict[str, Any]]:
 
 
 # ---- training ---------------------------------------------------------------------------------------------
-def _read_result(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("status") == "done" else None
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -243,7 +234,7 @@ def train_plan(config: str, space: SearchSpace, plan: TrainPlan, run_dir: Path, 
         out = run_dir / TRAIN_DIR / job.dirname
         c = make_candidate(config, str(job.genotype), seed=job.seed)
         head = f"[{i + 1}/{len(plan.jobs)}] {job.genotype} seed {job.seed}"
-        done = _read_result(out / RESULT_FILE)
+        done = read_done(out / RESULT_FILE)
         if done is not None:
             _check_same_recipe(done, c, out)
             rows.append(done["row"])
@@ -258,7 +249,7 @@ def train_plan(config: str, space: SearchSpace, plan: TrainPlan, run_dir: Path, 
         trained += 1
         resumed += resume
         row = _evaluate(c, out, result, deploy_resolution, space)
-        _write_json(out / RESULT_FILE, {"status": "done", "row": row, "recipe": c.recipe.model_dump(),
+        write_json(out / RESULT_FILE, {"status": "done", "row": row, "recipe": c.recipe.model_dump(),
                                         "task": c.task.describe()})
         rows.append(row)
         m = row["metric"]

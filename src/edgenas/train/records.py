@@ -1,0 +1,32 @@
+"""The JSON records a training run, a study and the proxy benchmark keep beside their checkpoints: written
+atomically (temp file + rename, the temp file removed if the write fails), so a killed writer leaves no
+half-written record under the final name; read back only when finished (`status: done`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["read_done", "write_json"]
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically: a killed writer leaves no half-written file under the final name."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_done(path: Path) -> dict[str, Any] | None:
+    """The record at `path` if it is a finished one (`status: done`), else None (missing, unreadable, partial)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("status") == "done" else None
