@@ -1,10 +1,15 @@
-"""SearchSpace: choice points over a network template, with enumerate / sample / mutate / contains / build."""
+"""SearchSpace: choice points over a network template, with enumerate / sample / mutate / contains / build.
+
+A choice point is a template parameter (`head1_block`) or a channel width written `widths.<name>`
+(`widths.head1: [16, 24, 32]`): the chosen width replaces the `widths:` value when the network is built.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -16,8 +21,17 @@ from edgenas.space.config import MAX_DIM, SpaceConfig, format_resolution, load_s
 from edgenas.space.genotype import Genotype, parse_genotype_text
 
 
+WIDTH_PREFIX = "widths."  # a choice or tied key naming a channel width rather than a template parameter
+
+
+def width_name(key: str) -> str | None:
+    """`widths.head1` -> `head1`; None for a template parameter."""
+    return key[len(WIDTH_PREFIX):] if key.startswith(WIDTH_PREFIX) else None
+
+
 class SearchSpace:
-    """A validated space. Parameters resolve as: template default <- fixed <- choice <- tied copy."""
+    """A validated space. Parameters resolve as: template default <- fixed <- choice <- tied copy; widths as:
+    template default <- `widths:` <- `widths.<name>` choice <- tied copy."""
 
     def __init__(self, config: SpaceConfig, source: str = "<config>") -> None:
         self.config = config
@@ -28,7 +42,7 @@ class SearchSpace:
         self.template: Template = get_template(config.network)
         self.widths = self._check_widths()
         self._check_params()
-        self.stride = total_stride(self.template, self.widths)
+        self.stride = self._total_stride()
         for i, res in enumerate(config.resolutions):
             if res[0] % self.stride or res[1] % self.stride:
                 raise ConfigError(
@@ -44,27 +58,36 @@ class SearchSpace:
     def _check_widths(self) -> dict[str, int]:
         widths = dict(self.template.widths)
         for k, v in self.config.widths.items():
-            if k not in widths:
-                raise self._err(f"widths.{k}", f"unknown width; allowed: {', '.join(self.template.widths)}")
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise self._err(f"widths.{k}", f"must be a positive integer, got {v!r}")
-            limit = self.template.limits.get(k, MAX_DIM)
-            if v > limit:
-                raise self._err(f"widths.{k}", f"must be at most {limit}, got {v}")
+            self._check_width(f"widths.{k}", k, v)
             widths[k] = v
         return widths
 
+    def _check_width(self, field: str, name: str, v: Any) -> None:
+        if name not in self.template.widths:
+            raise self._err(field, f"unknown width; allowed: {', '.join(self.template.widths)}")
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise self._err(field, f"must be a positive integer, got {v!r}")
+        limit = self.template.limits.get(name, MAX_DIM)
+        if v > limit:
+            raise self._err(field, f"must be at most {limit}, got {v}")
+
     def _check_value(self, field: str, param: str, value: Any) -> None:
+        width = width_name(param)
+        if width is not None:
+            self._check_width(field, width, value)
+            return
         spec = self.template.params.get(param)
         if spec is None:
             raise self._err(field, f"unknown parameter {param!r} of network {self.template.name}; allowed: "
-                                   f"{', '.join(self.template.params)}")
+                                   f"{', '.join(self.template.params)}, {WIDTH_PREFIX}<width>")
         if not spec.valid(value):
             raise self._err(field, f"invalid value {value!r}; allowed: {spec.allowed_text()}")
 
     def _check_params(self) -> None:
         c = self.config
         for k, v in c.fixed.items():
+            if width_name(k) is not None:
+                raise self._err(f"fixed.{k}", f"a width is fixed under widths: ({{{width_name(k)}: ...}})")
             self._check_value(f"fixed.{k}", k, v)
         for k, opts in c.choices.items():
             if k in c.fixed:
@@ -79,9 +102,29 @@ class SearchSpace:
             for v in c.choices[src]:
                 self._check_value(f"tied.{k}", k, v)
 
+    def _width_keys(self) -> list[str]:
+        """The choice and tied keys that set a width."""
+        return [k for k in (*self.config.choices, *self.config.tied) if width_name(k) is not None]
+
+    def _total_stride(self) -> int:
+        """A resolution must divide by the stride of every network in the space: the lcm over the width
+        options (only a width such as `stages` changes it; width choices are few, so the product is small)."""
+        c = self.config
+        keys = sorted({c.tied.get(k, k) for k in self._width_keys()})  # the choices that set some width
+        stride = 1
+        for combo in itertools.product(*(c.choices[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            values.update({k: values[src] for k, src in c.tied.items() if src in values})
+            widths = {**self.widths, **{width_name(k): v for k, v in values.items() if width_name(k) is not None}}
+            stride = math.lcm(stride, total_stride(self.template, widths))
+        return stride
+
     def _space_key(self) -> str:
         c = self.config
-        blob = json.dumps({"network": c.network, "in": c.input_channels, "widths": self.widths, "fixed": c.fixed,
+        # A width that is searched is named by the genotype, not by its `widths:` value (which it replaces).
+        searched = {width_name(k) for k in self._width_keys()}
+        widths = {k: v for k, v in self.widths.items() if k not in searched}
+        blob = json.dumps({"network": c.network, "in": c.input_channels, "widths": widths, "fixed": c.fixed,
                            "tied": c.tied}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -163,20 +206,31 @@ class SearchSpace:
         return (g.space_key == self.space_key and set(d) == set(self.choices)
                 and all(d[k] in opts for k, opts in self.choices.items()))
 
+    def _resolved(self, g: Genotype) -> dict[str, Any]:
+        values = g.as_dict()
+        for k, src in self.config.tied.items():
+            values[k] = values[src]
+        return values
+
     def params(self, g: Genotype) -> dict[str, Any]:
+        """The template parameters of a genotype (width choices are in `widths_of`)."""
         p = {k: spec.default for k, spec in self.template.params.items()}
         p.update(self.config.fixed)
-        p.update(g.as_dict())
-        for k, src in self.config.tied.items():
-            p[k] = p[src]
+        p.update({k: v for k, v in self._resolved(g).items() if width_name(k) is None})
         return p
+
+    def widths_of(self, g: Genotype) -> dict[str, int]:
+        """The channel widths of a genotype: `widths:` with its chosen `widths.<name>` values applied."""
+        w = dict(self.widths)
+        w.update({width_name(k): v for k, v in self._resolved(g).items() if width_name(k) is not None})
+        return w
 
     def build(self, g: Genotype, resolution: tuple[int, int]) -> Graph:
         if resolution[0] % self.stride or resolution[1] % self.stride:
             raise ConfigError(f"{format_resolution(resolution)} is not divisible by the network's total stride "
                               f"{self.stride}", source=self.source, field="resolution")
         try:
-            graph = self.template.build(self.params(g), self.widths, self.config.input_channels, resolution)
+            graph = self.template.build(self.params(g), self.widths_of(g), self.config.input_channels, resolution)
         except GraphError as e:
             raise ConfigError(str(e), source=self.source, field=str(g)) from None
         graph.name = f"{self.name}.{g.arch_id}.{format_resolution(resolution)}"
