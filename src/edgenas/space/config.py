@@ -75,6 +75,7 @@ class SpaceConfig(BaseModel):
     task: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
     study: dict[str, Any] = Field(default_factory=dict)
+    supernet: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("resolutions", mode="before")
     @classmethod
@@ -111,7 +112,7 @@ def read_config_mapping(path: str | Path) -> dict[str, Any]:
 
 
 # Mappings that `extends` merges key by key; every other field of the extending file replaces the base's.
-_MERGED = ("widths", "fixed", "report", "search", "task", "train", "study")
+_MERGED = ("widths", "fixed", "report", "search", "task", "train", "study", "supernet")
 
 
 def _read_with_extends(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:

@@ -63,9 +63,8 @@ def resolve_resolution(space: SearchSpace, text: str | None, field: str) -> tupl
     return res
 
 
-def make_candidate(config: str, genotype: str = "default", *, resolution: str | None = None,
-                   **recipe_overrides: Any) -> Candidate:
-    """Load the space, its `task:` and `train:` sections, the genotype ('default' or name=value,...)."""
+def load_training_config(config: str, **recipe_overrides: Any) -> tuple[SearchSpace, Task, TrainRecipe]:
+    """The space of a config file, its `task:` and its `train:` section with the given overrides."""
     from edgenas.train.tasks import make_task
 
     space = load_space(config)
@@ -76,6 +75,13 @@ def make_candidate(config: str, genotype: str = "default", *, resolution: str | 
         recipe = recipe.with_overrides(**recipe_overrides)
     except Exception as e:  # pydantic ValidationError: an override out of range
         raise ConfigError(" ".join(str(e).split())[:200], source=src, field="train") from None
+    return space, task, recipe
+
+
+def make_candidate(config: str, genotype: str = "default", *, resolution: str | None = None,
+                   **recipe_overrides: Any) -> Candidate:
+    """Load the space, its `task:` and `train:` sections, the genotype ('default' or name=value,...)."""
+    space, task, recipe = load_training_config(config, **recipe_overrides)
     g = space.default if genotype in ("", "default") else space.parse_genotype(genotype)
     res = resolve_resolution(space, resolution or recipe.resolution, "--resolution")
     return Candidate(space, g, res, task, recipe, config)
@@ -102,12 +108,28 @@ def check_run_dir(out_dir: Path, *, resume: bool) -> None:
         raise ConfigError(f"nothing to resume: no {CHECKPOINT} here", source=str(out_dir))
 
 
+def initial_weights(c: Candidate, path: Path | None, *, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint a new run starts from (`--init-from`: weights only), checked against the genotype."""
+    if path is None:
+        return None
+    if resume:
+        raise ConfigError("starts a new run from a checkpoint's weights; a resumed run continues its own",
+                          field="--init-from")
+    from edgenas.train.trainer import check_identity, load_checkpoint
+
+    state = load_checkpoint(Path(path))
+    check_identity(state, c.identity, Path(path))
+    return state
+
+
 def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
                     on_progress: Callable[[Progress], None] | None = None,
-                    on_data: DataProgress | None = None) -> TrainResult:
-    """Train (or resume) one candidate into `out_dir`: checkpoint.pt, best.pt and run.json."""
+                    on_data: DataProgress | None = None, init_from: Path | None = None) -> TrainResult:
+    """Train (or resume) one candidate into `out_dir`: checkpoint.pt, best.pt and run.json. `init_from`: a
+    checkpoint of the same network whose weights the run starts from (fresh optimiser and schedule)."""
     out_dir = Path(out_dir)
     check_run_dir(out_dir, resume=resume)
+    init = initial_weights(c, init_from, resume=resume)
     r = c.recipe
     if r.threads:
         torch.set_num_threads(r.threads)
@@ -116,6 +138,10 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
     data = c.task.data(c.resolution, seed=r.seed, progress=on_data)
     torch.manual_seed(r.seed)  # the same initial weights whatever the data preparation drew
     module = GraphModule(c.graph())
+    if init is not None:
+        from edgenas.train.trainer import load_weights
+
+        load_weights(module, init, Path(init_from))
     device = device_for_training()
     trainer = Trainer(module, c.task, data, r, out_dir, identity=c.identity, device=device, on_progress=on_progress)
     if resume:
@@ -127,6 +153,8 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
         "threads": torch.get_num_threads(), "versions": versions(),
         "macs": module.graph.macs, "params": sum(p.numel() for p in module.parameters()),
     }
+    if init_from is not None:
+        meta["init_from"] = str(init_from)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RUN_FILE, {**meta, "status": "running", "updated": time.time()})
     try:

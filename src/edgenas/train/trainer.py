@@ -164,7 +164,8 @@ class Trainer:
     def __init__(self, module: nn.Module, task: Task, data: TaskData, recipe: TrainRecipe, out_dir: Path, *,
                  identity: Mapping[str, Any], device: torch.device | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 stop_when: Callable[[list[dict[str, float]]], str | None] | None = None) -> None:
+                 stop_when: Callable[[list[dict[str, float]]], str | None] | None = None,
+                 step_fn: Callable[[tuple[Tensor, ...], Tensor, int], Tensor] | None = None) -> None:
         self.module = module
         self.task = task
         self.data = data
@@ -175,6 +176,9 @@ class Trainer:
         self.on_progress = on_progress
         self.stop_when = stop_when  # after each epoch: a reason to stop (a search's early stopping), or None
         self.stop_reason: str | None = None
+        # (inputs, target, global step) -> the step's loss, gradients accumulated by the function itself: a
+        # supernet's step runs several sub-networks (the sandwich rule); None: the module's loss on the batch
+        self.step_fn = step_fn
         self.module.to(self.device)
         params = [p for p in module.parameters() if p.requires_grad]
         if recipe.optimizer == "sgd":
@@ -283,9 +287,12 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr_at(r, step, self.steps_per_epoch)
         inputs, target = _to(batch, self.device)
-        loss = self.task.loss(self.module(*inputs), target)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.step_fn is None:
+            loss = self.task.loss(self.module(*inputs), target)
+            loss.backward()
+        else:
+            loss = self.step_fn(inputs, target, step)
         if r.grad_clip:
             nn.utils.clip_grad_norm_(self.module.parameters(), r.grad_clip)
         self.opt.step()
