@@ -42,6 +42,22 @@ def _progress_bar(label: str) -> Any:
                     TimeRemainingColumn(), console=err, transient=False)
 
 
+def progress_callbacks(bar: Any, progress: bool, metric_label: str) -> tuple[Any, Any]:
+    """(on_data, on_progress) drawing a training run on `bar`; on_progress is None without --progress."""
+    data_id = bar.add_task("data", total=None, epoch="data", loss="-", metric="", visible=False)
+    task_id = bar.add_task("train", total=None, epoch="-", loss="-", metric="", visible=progress)
+
+    def on_data(done: int, total: int) -> None:  # data generated (or read) for the first time
+        bar.update(data_id, total=total, completed=done, visible=progress and done < total)
+
+    def on_progress(p: Any) -> None:
+        metric = "" if p.metric is None else f"{metric_label} {p.metric:.4g}"
+        bar.update(task_id, total=p.epochs * p.steps, completed=p.epoch * p.steps + p.step,
+                   epoch=f"{min(p.epoch + 1, p.epochs)}/{p.epochs}", loss=f"{p.loss:.4g}", metric=metric)
+
+    return on_data, (on_progress if progress else None)
+
+
 def train(
     config: str = typer.Argument(..., help="Space YAML with a `task:` section (e.g. examples/digits_train.yaml)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoint.pt, best.pt, run.json)."),
@@ -54,27 +70,21 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: train.seed); fixes the result on CPU."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
+                                             "(same network; e.g. `edgenas supernet export`): fine-tuning with a "
+                                             "fresh optimiser."),
 ) -> None:
     _need_torch()
-    from edgenas.train.run import check_run_dir, make_candidate, train_candidate
+    from edgenas.train.run import check_run_dir, initial_weights, make_candidate, train_candidate
 
     c = make_candidate(config, genotype, resolution=resolution, epochs=epochs, threads=threads, seed=seed)
     check_run_dir(out_dir, resume=resume)  # before anything is shown or computed
+    initial_weights(c, init_from, resume=resume)
     primary = c.task.primary
     with _progress_bar("train") as bar:
-        data_id = bar.add_task("data", total=None, epoch="data", loss="-", metric="", visible=False)
-        task_id = bar.add_task("train", total=None, epoch="-", loss="-", metric="", visible=progress)
-
-        def on_data(done: int, total: int) -> None:  # data generated (or read) for the first time
-            bar.update(data_id, total=total, completed=done, visible=progress and done < total)
-
-        def on_progress(p: Any) -> None:
-            metric = "" if p.metric is None else f"{primary} {p.metric:.4g}"
-            bar.update(task_id, total=p.epochs * p.steps, completed=p.epoch * p.steps + p.step,
-                       epoch=f"{min(p.epoch + 1, p.epochs)}/{p.epochs}", loss=f"{p.loss:.4g}", metric=metric)
-
-        result = train_candidate(c, out_dir, resume=resume, on_progress=on_progress if progress else None,
-                                 on_data=on_data)
+        on_data, on_progress = progress_callbacks(bar, progress, primary)
+        result = train_candidate(c, out_dir, resume=resume, on_progress=on_progress, on_data=on_data,
+                                 init_from=init_from)
     best = "-" if result.best_metric is None else f"{result.best_metric:.4g}"
     stop = " (stopped early)" if result.stopped_early else ""
     curve = ""
