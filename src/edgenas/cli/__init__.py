@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from edgenas.cli import bench, export, hardware, pareto, pipeline, search, study, sweep, train
+from edgenas.cli import bench, export, hardware, pareto, pipeline, search, study, supernet, sweep, train
 from edgenas.cli._common import err
 from edgenas.errors import EdgeNasError
 from edgenas.processes import exit_code_for_interrupts, handle_sigterm
@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 
 # The order here is the order of `edgenas --help`.
-for _group in (sweep, study, train, export, pipeline, search, pareto, bench, hardware):
+for _group in (sweep, study, train, supernet, export, pipeline, search, pareto, bench, hardware):
     _group.register(app)
 
 

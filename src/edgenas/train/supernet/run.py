@@ -107,21 +107,39 @@ def _step_fn(setup: SupernetSetup, net: Supernet, ext: Extremes, keep: KeepUnuse
     return sandwich_step(net, setup.task, ext, s.random, setup.resolutions, s.seed, keep.begin)
 
 
-def train_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
-                   on_progress: Callable[[Progress], None] | None = None,
-                   on_data: DataProgress | None = None) -> TrainResult:
-    """Train (or resume) a supernet into `out_dir`: checkpoint.pt, best.pt, supernet.json."""
+@dataclass
+class Prepared:
+    """What is decided before training starts (and checked before anything is shown)."""
+
+    store: WeightStore
+    shapes_from: str
+    extremes: Extremes
+    identity: dict[str, Any]
+
+
+def prepare_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False) -> Prepared:
+    """The store, the sandwich's extremes and the identity; a resumed run's checkpoint must match them."""
     out_dir = Path(out_dir)
     check_run_dir(out_dir, resume=resume)
+    ext = extremes(setup.space, setup.resolution)
+    store, how = build_store(setup.space, setup.resolution, setup.recipe.seed)
+    identity = setup.identity(store)
+    if resume:
+        check_supernet_identity(load_checkpoint(out_dir / CHECKPOINT), identity, out_dir / CHECKPOINT)
+    return Prepared(store, how, ext, identity)
+
+
+def train_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
+                   on_progress: Callable[[Progress], None] | None = None,
+                   on_data: DataProgress | None = None, prepared: Prepared | None = None) -> TrainResult:
+    """Train (or resume) a supernet into `out_dir`: checkpoint.pt, best.pt, supernet.json."""
+    out_dir = Path(out_dir)
+    prep = prepared or prepare_supernet(setup, out_dir, resume=resume)
+    store, how, ext, identity = prep.store, prep.shapes_from, prep.extremes, prep.identity
     r = setup.recipe
     if r.threads:
         torch.set_num_threads(r.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    ext = extremes(setup.space, setup.resolution)
-    store, how = build_store(setup.space, setup.resolution, r.seed)
-    identity = setup.identity(store)
-    if resume:
-        check_supernet_identity(load_checkpoint(out_dir / CHECKPOINT), identity, out_dir / CHECKPOINT)
     torch.manual_seed(r.seed)
     data = setup.task.data(setup.resolution, seed=r.seed, progress=on_data)
     net = Supernet(setup.space, store, ext.largest)
