@@ -119,7 +119,7 @@ def export_subnet(supernet: Path | LoadedSupernet, genotype: Genotype | str, out
     state = {"format": CHECKPOINT_FORMAT, "identity": identity,
              "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
              "supernet": {"checkpoint": str(loaded.checkpoint), "store": loaded.net.store.fingerprint,
-                          "bn_samples": ev.bn_batches and sum(int(xs[0].shape[0]) for xs, _ in ev.bn_batches),
+                          "bn_samples": sum(int(xs[0].shape[0]) for xs, _ in ev.bn_batches),
                           "resolution": format_resolution(ev.resolution)}}
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -200,4 +200,9 @@ def load_supernet(run_dir: Path) -> LoadedSupernet:
     prefix = "store."
     net.store.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)},
                               strict=True)
-    return LoadedSupernet(setup, net, extremes(setup.space, setup.resolution), meta, ckpt)
+    if meta.get("largest") and meta.get("smallest"):  # recorded at training: no second search over the space
+        ext = Extremes(setup.space.parse_genotype(meta["largest"]), setup.space.parse_genotype(meta["smallest"]),
+                       meta.get("extremes_by", ""))
+    else:
+        ext = extremes(setup.space, setup.resolution)
+    return LoadedSupernet(setup, net, ext, meta, ckpt)
