@@ -383,3 +383,33 @@ def test_prune_and_finetune_runs(tmp_path: Path) -> None:
     with pytest.raises(GraphError, match="not prunable"):
         prune_and_finetune(module, task, data, recipe, tmp_path / "ft2", widths={"fc": 2})
     assert not (tmp_path / "ft2").exists()
+
+
+def test_prune_and_finetune_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """An interrupted fine-tune, resumed, ends with the weights of an uninterrupted one, bit for bit."""
+    torch.set_num_threads(1)
+    graph = tiny_graph()
+    task = BlobTask()
+    data = task.data((16, 16), seed=0)
+    recipe = TrainRecipe(epochs=2, batch_size=16, lr=5e-3, threads=1)
+    kw = dict(method="l1", keep_ratio=0.5, round_to=4)
+    whole = prune_and_finetune(module_of(graph), task, data, recipe, tmp_path / "whole", **kw)
+
+    def stop_inside_epoch_2(p) -> None:
+        if (p.epoch, p.step) == (1, 1):
+            raise KeyboardInterrupt  # what Ctrl-C and SIGTERM (through edgenas.processes) raise
+
+    with pytest.raises(KeyboardInterrupt):
+        prune_and_finetune(module_of(graph), task, data, recipe, tmp_path / "cut", on_progress=stop_inside_epoch_2,
+                           **kw)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        prune_and_finetune(module_of(graph), task, data, recipe, tmp_path / "cut", **kw)
+    seen: list[tuple[int, int]] = []
+    resumed = prune_and_finetune(module_of(graph), task, data, recipe, tmp_path / "cut", resume=True,
+                                 on_progress=lambda p: seen.append((p.epoch, p.step)), **kw)
+    assert seen and seen[0][0] == 1  # it went on from epoch 2, it did not start again
+    a, b = whole.module.state_dict(), resumed.module.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.train.history == whole.train.history
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        prune_and_finetune(module_of(graph), task, data, recipe, tmp_path / "none", resume=True, **kw)

@@ -21,22 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
-from edgenas.errors import CompileError, ConfigError
-from edgenas.export import tflm
-from edgenas.export.c_array import ALIGNMENT, c_array_files
+from edgenas.errors import ConfigError
 from edgenas.export.int8_eval import int8_metrics
-from edgenas.export.summary import output_units, preprocessing, tensor_entry
-from edgenas.hardware.profile import HardwareProfile, vela_cli_args
+from edgenas.export.package import INT8_FILE, VELA_FILE, compile_for_device, file_entries, package
+from edgenas.export.ptq import CALIBRATION_SEED, calibration_batches
+from edgenas.hardware.profile import HardwareProfile
 
-INT8_FILE = "model_int8.tflite"
-VELA_FILE = "model_int8_vela.tflite"
+__all__ = ["INT8_FILE", "VELA_FILE", "QAT_FILE", "SUMMARY_FILE", "ExportRequest", "build_export", "export"]
 QAT_FILE = "model_qat.pt"  # with --qat-epochs: the QAT'd float weights (an edgenas checkpoint)
 SUMMARY_FILE = "summary.json"
 SUMMARY_FORMAT = 1
-CALIBRATION_SEED = 0
 
 # (stage, done, total): stages "data", "calibrate", "compile", "qat", "evaluate float", "evaluate int8", "arena"
 Progress = Callable[[str, int, int], None]
@@ -78,53 +74,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _op_names(model: bytes) -> list[str]:
-    """The op code of every operator of the file, in order."""
-    from ethosu.vela.tflite import Model
-
-    from edgenas.tflite.reader import inspect_tflite
-
-    codes = inspect_tflite(model).op_codes
-    sg = Model.Model.GetRootAs(model, 0).Subgraphs(0)
-    return [codes[sg.Operators(i).OpcodeIndex()] for i in range(sg.OperatorsLength())]
-
-
-def _calibration_batches(ds: Any, n: int, progress: Progress | None, batch: int = 32):
-    order = np.random.default_rng(CALIBRATION_SEED).permutation(len(ds))[:n]
-    for start in range(0, len(order), batch):
-        idx = order[start : start + batch]
-        yield torch.stack([ds[int(i)][0] for i in idx])
-        if progress is not None:
-            progress("calibrate", min(start + batch, len(order)), len(order))
-
-
-def _check_device(measurement: Any, vela_ops: list[str], req: ExportRequest) -> None:
-    from edgenas.hardware.fit import fit_flags, sram_demand_kib
-
-    p, m = req.profile, measurement.metrics
-    cpu = sorted({op for op in vela_ops if op != tflm.ETHOS_U_OP})
-    if int(m["cpu_ops"]) > 0 and not req.allow_cpu_ops:
-        raise ConfigError(f"{int(m['cpu_ops'])} op(s) would run on the CPU of {p.name} ({', '.join(cpu) or '?'}); "
-                          "choose a genotype without them or pass --allow-cpu-ops", field="--allow-cpu-ops")
-    flags = fit_flags(measurement, p)
-    if flags["over_sram"]:
-        raise ConfigError(f"the model needs {sram_demand_kib(measurement, p):.1f} KiB of SRAM, {p.name} has "
-                          f"sram_kib {p.sram_kib}; export at a smaller --resolution or choose a smaller network",
-                          field="sram_kib")
-    if flags["over_flash"]:
-        raise ConfigError(f"the model needs {float(m['offchip_flash_kib']):.1f} KiB of flash, {p.name} has "
-                          f"flash_kib {p.flash_kib}", field="flash_kib")
-    if flags["over_dram"]:
-        raise ConfigError(f"the model needs {float(m['dram_kib']):.1f} KiB of DRAM, {p.name} has dram_kib "
-                          f"{p.dram_kib}", field="dram_kib")
-
-
 def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Every file of the export in memory ({name: bytes}) and the summary; raises ConfigError / CompileError."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from edgenas.export.ptq import to_int8_tflite
-    from edgenas.hardware.vela import VelaEvaluator, compiler_version
     from edgenas.space.config import format_resolution
     from edgenas.train.builder import GraphModule
     from edgenas.train.run import make_candidate, resolve_resolution
@@ -151,22 +103,11 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         raise ConfigError(f"must be 0 (no QAT) or more, got {req.qat_epochs}", field="--qat-epochs")
     data = c.task.data(res, seed=c.recipe.seed, progress=data_progress)
     n_cal = min(req.calibration_samples, len(data.train))
-    tflite, act_quant = to_int8_tflite(module, _calibration_batches(data.train, n_cal, progress),
-                                       observer=req.observer, concat=req.concat)
-
-    def compile_checked(model: bytes) -> tuple[Any, bytes, list[str]]:
-        if progress is not None:
-            progress("compile", 0, 1)
-        measurement, vela = VelaEvaluator(req.profile).compile(model, per_layer=False)
-        if vela is None:
-            raise CompileError(f"the compiler rejected the model for {req.profile.name}: {measurement.error}")
-        if progress is not None:
-            progress("compile", 1, 1)
-        vela_ops = _op_names(vela)
-        _check_device(measurement, vela_ops, req)
-        return measurement, vela, vela_ops
-
-    measurement, vela, vela_ops = compile_checked(tflite)  # refuses before QAT spends its time
+    calibration = calibration_batches(data.train, n_cal,
+                                      None if progress is None else lambda d, t: progress("calibrate", d, t))
+    tflite, act_quant = to_int8_tflite(module, calibration, observer=req.observer, concat=req.concat)
+    compiled = compile_for_device(tflite, req.profile, allow_cpu_ops=req.allow_cpu_ops,
+                                  progress=progress)  # refuses before QAT spends its time
 
     val = c.task.eval_data(res)
     n_val = len(val)
@@ -174,7 +115,7 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
     if req.qat_epochs:
         qat = _run_qat(req, c, module, data, val, act_quant, progress)
         tflite = qat.tflite
-        measurement, vela, vela_ops = compile_checked(tflite)
+        compiled = compile_for_device(tflite, req.profile, allow_cpu_ops=req.allow_cpu_ops, progress=progress)
     if progress is not None:
         progress("evaluate float", 0, n_val)
     metric_float = evaluate(module, c.task, val, batch_size=32, device=torch.device("cpu"))
@@ -186,32 +127,13 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
     else:
         metric_int8, resolver = qat.metrics_qat, qat.resolver
 
-    if progress is not None:
-        progress("arena", 0, 1)
-    arena_int8 = tflm.int8_arena(tflite)
-    arena_vela = tflm.vela_arena(vela, arena_int8)
-    if progress is not None:
-        progress("arena", 1, 1)
-
-    it = Interpreter(model_content=tflite)
-    (inp,) = [tensor_entry(d) for d in it.get_input_details()]
-    outputs = [tensor_entry(d) for d in it.get_output_details()]
-    ident, c_text, h_text = c_array_files(vela, VELA_FILE)
-    files = {INT8_FILE: tflite, VELA_FILE: vela, f"{ident}.c": c_text.encode(), f"{ident}.h": h_text.encode()}
+    files, device = package(tflite, compiled, req.profile, c.task, res, progress)
     if qat is not None:
         files[QAT_FILE] = _checkpoint_bytes(qat.module, c.identity)
-    registered = tflm.ops_to_register(tuple(dict.fromkeys(vela_ops)))
-    m = measurement.metrics
     primary = c.task.primary
     summary: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
-        "fps": m["fps"],
-        "inference_ms": m["inference_ms"],
-        "sram_kib": m["sram_kib"],
-        "offchip_flash_kib": m["offchip_flash_kib"],
-        "npu_ops": int(m["npu_ops"]),
-        "cpu_ops": sorted({op for op in vela_ops if op != tflm.ETHOS_U_OP}),
-        "cpu_op_count": int(m["cpu_ops"]),
+        **device,
         "metric": primary,
         "metric_higher_is_better": c.task.higher_is_better,
         "metric_float": metric_float[primary],
@@ -227,24 +149,6 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         "calibration": {"samples": n_cal, "set": f"training set, first {n_cal} of a permutation seeded "
                                                  f"{CALIBRATION_SEED}", "observer": req.observer,
                         "concat": req.concat},
-        "input": inp,
-        "outputs": outputs,
-        "preprocessing": preprocessing(c.task, res, (inp["scale"], inp["zero_point"])),
-        "output_units": output_units(c.task, res),
-        "tflm": {
-            "tensor_arena_bytes": arena_vela["arena_bytes"],
-            "vela_model": arena_vela,
-            "int8_model": arena_int8,
-            "ops_to_register": registered,
-            "op_resolver": f"tflite::MicroMutableOpResolver<{len(registered)}> resolver; "
-                           + " ".join(f"resolver.{r['resolver_call']}();" for r in registered),
-        },
-        "c_array": {"symbol": ident, "length_symbol": f"{ident}_len", "alignment": ALIGNMENT,
-                    "files": [f"{ident}.c", f"{ident}.h"]},
-        "compiler": compiler_version(),
-        "compiler_figures": dict(m),
-        "profile": {"name": req.profile.name, "values": req.profile.to_dict(),
-                    "vela_cli_args": vela_cli_args(req.profile)},
         "genotype": str(c.genotype),
         "genotype_choices": c.genotype.as_dict(),
         "arch_id": c.genotype.arch_id,
@@ -253,7 +157,7 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
         "resolution": format_resolution(res),
         "checkpoint": str(req.checkpoint),
         "checkpoint_sha256": sha256_file(req.checkpoint),
-        "files": {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for name, b in files.items()},
+        "files": file_entries(files),
     }
     return files, summary
 

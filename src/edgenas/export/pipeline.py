@@ -683,46 +683,18 @@ def _stage_prune(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[str, 
     src, widths = ctx.weights(s.name)
     module = _load_module(c, src, widths)
     data = c.task.data(c.resolution, seed=recipe.seed)
-    if resume and (d / CHECKPOINT).exists():
-        plan, before, pruned = _resume_prune(module, c, data, recipe, d, st)
-    else:
-        r = prune_and_finetune(module, c.task, data, recipe, d, method=st["score"], keep_ratio=st["keep_ratio"],
-                               round_to=st["round_to"], identity=c.identity)
-        plan, before, pruned = r.widths, r.metric_before, r.module
+    r = prune_and_finetune(module, c.task, data, recipe, d, method=st["score"], keep_ratio=st["keep_ratio"],
+                           round_to=st["round_to"], identity=c.identity, resume=resume and (d / CHECKPOINT).exists())
+    plan, before, pruned = r.widths, r.metric_before, r.module
     rel = f"{s.name}/{BEST}"
     outputs = {"checkpoint": rel, "widths": plan, "metric_before_finetune": before}
     return outputs, _float_figures(ctx, c, pruned, rel)
 
 
-def _resume_prune(module: Any, c: Any, data: Any, recipe: Any, d: Path, st: dict[str, Any]) -> tuple[Any, ...]:
-    """prune_and_finetune's steps with the trainer resumed from `d` (it has no resume of its own)."""
-    import torch
-
-    from edgenas.export.prune import channel_scores, keep_indices, plan_widths, prune_module
-    from edgenas.graph.channels import channel_groups
-    from edgenas.train.trainer import BEST, Trainer, batches, evaluate, load_checkpoint
-
-    plan = plan_widths(module.graph, st["keep_ratio"], st["round_to"])
-    data_iter = None
-    if st["score"] == "taylor":
-        order = torch.arange(len(data.train))
-        data_iter = (b for _, (_, b) in zip(range(4), batches(data.train, order, recipe.batch_size)))
-    scores = channel_scores(module, st["score"], groups=[g for g in channel_groups(module.graph) if g.name in plan],
-                            task=c.task, data=data_iter)
-    pruned = prune_module(module, keep_indices(scores, plan))
-    before = evaluate(pruned, c.task, data.val, batch_size=recipe.batch_size)[c.task.primary]
-    ident = {**c.identity, "pruned": plan, "graph": pruned.graph.fingerprint()[:16]}
-    trainer = Trainer(pruned, c.task, data, recipe, d, identity=ident)
-    trainer.resume()
-    trainer.run()
-    pruned.load_state_dict(load_checkpoint(d / BEST)["model"])
-    return plan, before, pruned
-
-
 def _stage_quantize(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from edgenas.export.deploy import INT8_FILE, _calibration_batches
     from edgenas.export.int8_eval import int8_metrics
-    from edgenas.export.ptq import to_int8_tflite
+    from edgenas.export.package import INT8_FILE
+    from edgenas.export.ptq import calibration_batches, to_int8_tflite
     from edgenas.hardware.vela import VelaEvaluator
     from edgenas.train.trainer import CHECKPOINT
 
@@ -740,13 +712,13 @@ def _stage_quantize(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[st
         recipe = qat_recipe(c.recipe, st["qat"]["epochs"])
         _set_threads(recipe)
         q = qat_finetune(module, c.task, data, recipe, d / "qat",
-                         calibration=_calibration_batches(data.train, n_cal, None), observer=st["observer"],
+                         calibration=calibration_batches(data.train, n_cal), observer=st["observer"],
                          concat=st["concat"], eval_set=val, identity=c.identity,
                          resume=resume and (d / "qat" / CHECKPOINT).exists())
         tflite = q.tflite
         outputs.update(qat_epochs=st["qat"]["epochs"], metric_ptq=q.metric_ptq, metric_qat=q.metric_qat)
     else:
-        tflite, _ = to_int8_tflite(module, _calibration_batches(data.train, n_cal, None), observer=st["observer"],
+        tflite, _ = to_int8_tflite(module, calibration_batches(data.train, n_cal), observer=st["observer"],
                                    concat=st["concat"])
     metrics, resolver = int8_metrics(tflite, list(module.graph.outputs), c.task, val)
     tmp = d / f".{INT8_FILE}.tmp"
@@ -761,71 +733,38 @@ def _stage_quantize(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[st
     return outputs, figures
 
 
-def _export_files(ctx: _Ctx, c: Any, tflite: bytes, graph: Any, d: Path, allow_cpu_ops: bool,
-                  src: Path) -> tuple[dict[str, bytes], dict[str, Any], Any]:
-    """The export folder's files (deploy's names) and summary for a given int8 file."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgenas.errors import CompileError
-    from edgenas.export import tflm
-    from edgenas.export.c_array import ALIGNMENT, c_array_files
-    from edgenas.export.deploy import INT8_FILE, VELA_FILE, ExportRequest, _check_device, _op_names
-    from edgenas.export.summary import output_units, preprocessing, tensor_entry
-    from edgenas.hardware.profile import vela_cli_args
-    from edgenas.hardware.vela import VelaEvaluator, compiler_version
+def _export_files(ctx: _Ctx, c: Any, tflite: bytes, d: Path,
+                  allow_cpu_ops: bool) -> tuple[dict[str, bytes], dict[str, Any], Any]:
+    """The export folder's files and summary for a given int8 file (the same package as `edgenas export`)."""
+    from edgenas.export.package import compile_for_device, package
 
     p = ctx.p
-    measurement, vela = VelaEvaluator(p.profile).compile(tflite, per_layer=False)
-    if vela is None:
-        raise CompileError(f"the compiler rejected the model for {p.profile.name}: {measurement.error}")
-    vela_ops = _op_names(vela)
     try:
-        _check_device(measurement, vela_ops, ExportRequest(p.config, str(c.genotype), src, p.profile, d,
-                                                           allow_cpu_ops=allow_cpu_ops))
+        compiled = compile_for_device(tflite, p.profile, allow_cpu_ops=allow_cpu_ops)
     except ConfigError as e:
         field = "allow_cpu_ops" if e.field == "--allow-cpu-ops" else f"hardware ({e.field})"
         raise ConfigError(e.message, source=p.source, field=field) from None
-    arena_int8 = tflm.int8_arena(tflite)
-    arena_vela = tflm.vela_arena(vela, arena_int8)
-    it = Interpreter(model_content=tflite)
-    (inp,) = [tensor_entry(x) for x in it.get_input_details()]
-    ident, c_text, h_text = c_array_files(vela, VELA_FILE)
-    files = {INT8_FILE: tflite, VELA_FILE: vela, f"{ident}.c": c_text.encode(), f"{ident}.h": h_text.encode()}
-    registered = tflm.ops_to_register(tuple(dict.fromkeys(vela_ops)))
-    m = measurement.metrics
-    summary = {
-        "fps": m["fps"], "inference_ms": m["inference_ms"], "sram_kib": m["sram_kib"],
-        "offchip_flash_kib": m["offchip_flash_kib"], "npu_ops": int(m["npu_ops"]),
-        "cpu_ops": sorted({op for op in vela_ops if op != tflm.ETHOS_U_OP}),
-        "input": inp, "outputs": [tensor_entry(x) for x in it.get_output_details()],
-        "preprocessing": preprocessing(c.task, c.resolution, (inp["scale"], inp["zero_point"])),
-        "output_units": output_units(c.task, c.resolution),
-        "tflm": {"tensor_arena_bytes": arena_vela["arena_bytes"], "vela_model": arena_vela, "int8_model": arena_int8,
-                 "ops_to_register": registered},
-        "c_array": {"symbol": ident, "length_symbol": f"{ident}_len", "alignment": ALIGNMENT,
-                    "files": [f"{ident}.c", f"{ident}.h"]},
-        "compiler": compiler_version(), "compiler_figures": dict(m),
-        "profile": {"name": p.profile.name, "values": p.profile.to_dict(), "vela_cli_args": vela_cli_args(p.profile)},
-        "genotype": str(c.genotype), "arch_id": c.genotype.arch_id, "resolution": _res(c.resolution),
-        "pruned_widths": None, "pipeline": p.source,
-        "files": {n: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in files.items()},
-    }
-    return files, summary, measurement
+    files, summary = package(tflite, compiled, p.profile, c.task, c.resolution)
+    summary.update(genotype=str(c.genotype), arch_id=c.genotype.arch_id, resolution=_res(c.resolution),
+                   pruned_widths=None, pipeline=p.source)
+    return files, summary, compiled.measurement
 
 
 def _stage_export(ctx: _Ctx, s: Stage, d: Path, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from edgenas.export.deploy import VELA_FILE, write_export
+    from edgenas.export.deploy import write_export
+    from edgenas.export.package import VELA_FILE, file_entries
 
     c = ctx.candidate()
     q = ctx.outputs("quantize")
     tflite = ctx.path(q["model"]).read_bytes()
-    src, widths = ctx.weights("quantize")
+    _, widths = ctx.weights("quantize")
     graph = c.graph() if not widths else _pruned(c, widths)
-    files, summary, m = _export_files(ctx, c, tflite, graph, d, s.settings["allow_cpu_ops"], src)
+    files, summary, m = _export_files(ctx, c, tflite, d, s.settings["allow_cpu_ops"])
     qfig = ctx.state["stages"]["quantize"]["figures"]
     floats = [ctx.state["stages"][n]["figures"] for n in ("train", "prune") if ctx.p.stage(n)]
     summary.update(pruned_widths=widths, metric=c.task.primary, metric_int8=qfig["metric"],
-                   metric_int8_runtime=q["int8_runtime"], metric_float=floats[-1]["metric"] if floats else None)
+                   metric_int8_runtime=q["int8_runtime"], metric_float=floats[-1]["metric"] if floats else None,
+                   files=file_entries(files))
     shutil.rmtree(d, ignore_errors=True)  # write_export creates the folder whole, or not at all
     write_export(d, files, summary)
     outputs = {"files": sorted([*files, "summary.json"]), "summary": f"{s.name}/summary.json",

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from edgenas.train.builder import GraphModule
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.run import check_run_dir
 from edgenas.train.tasks.base import Task, TaskData
-from edgenas.train.trainer import BEST, TrainResult, Trainer, batches, evaluate, load_checkpoint
+from edgenas.train.trainer import BEST, Progress, TrainResult, Trainer, batches, evaluate, load_checkpoint
 
 __all__ = ["DEFAULT_ROUND_TO", "METHODS", "PruneResult", "channel_scores", "keep_indices", "plan_widths",
            "prune_module", "prune_and_finetune"]
@@ -224,16 +224,18 @@ class PruneResult:
 def prune_and_finetune(module: GraphModule, task: Task, data: TaskData, recipe: TrainRecipe, out_dir: Path, *,
                        method: str = "l1", keep_ratio: float = 0.5, round_to: int = DEFAULT_ROUND_TO,
                        widths: Mapping[str, int] | None = None, taylor_batches: int = 4,
-                       identity: Mapping[str, Any] | None = None) -> PruneResult:
+                       identity: Mapping[str, Any] | None = None, resume: bool = False,
+                       on_progress: Callable[[Progress], None] | None = None) -> PruneResult:
     """Score the channels of a trained module, keep the best `keep_ratio` of every prunable group (or the
     given `widths`), rounded to `round_to`, and fine-tune the pruned module with the trainer for
     `recipe.epochs` on the task's data; checkpoints go to `out_dir`, which must not hold a training run yet
-    (ConfigError). Returns the pruned Graph and module (weights of the best validation epoch) and the metric
-    before and after fine-tuning.
+    (ConfigError) unless `resume`: then the fine-tune continues from its last checkpoint there (scoring and
+    pruning are deterministic, so they are simply redone). Returns the pruned Graph and module (weights of
+    the best validation epoch) and the metric before and after fine-tuning.
     """
     plan = dict(widths) if widths is not None else plan_widths(module.graph, keep_ratio, round_to)
     pruned_graph(module.graph, plan)  # refuses an unknown or blocked group, a width out of range: before any work
-    check_run_dir(Path(out_dir), resume=False)  # a finished or running fine-tune there is not overwritten
+    check_run_dir(Path(out_dir), resume=resume)  # a finished or running fine-tune there is not overwritten
     data_iter = None
     if method == "taylor":
         order = torch.arange(len(data.train))
@@ -245,7 +247,9 @@ def prune_and_finetune(module: GraphModule, task: Task, data: TaskData, recipe: 
     before = evaluate(pruned, task, data.val, batch_size=recipe.batch_size)[task.primary]
     torch.manual_seed(recipe.seed)
     ident = {**dict(identity or {}), "pruned": plan, "graph": pruned.graph.fingerprint()[:16]}
-    trainer = Trainer(pruned, task, data, recipe, Path(out_dir), identity=ident)
+    trainer = Trainer(pruned, task, data, recipe, Path(out_dir), identity=ident, on_progress=on_progress)
+    if resume:
+        trainer.resume()
     result = trainer.run()
     best = Path(out_dir) / BEST
     if best.exists():

@@ -18,7 +18,7 @@ A tensor's calibrated range is the real interval its torchao int8 parameters rep
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -30,10 +30,12 @@ from edgenas.tflite.quant import CONCAT_MODES, QuantParams, assign_activation_qu
 from edgenas.tflite.writer import FloatWeights, GivenWeights, graph_to_tflite
 from edgenas.train.builder import GraphModule
 
-__all__ = ["CONCAT_MODES", "OBSERVERS", "calibrate_ranges", "folded_weights", "make_observer", "quantize_weights",
+__all__ = ["CALIBRATION_SEED", "CONCAT_MODES", "OBSERVERS", "calibrate_ranges", "calibration_batches",
+           "folded_weights", "make_observer", "quantize_weights",
            "to_int8_tflite", "to_float_tflite", "weight_scales"]
 
 OBSERVERS = ("minmax", "moving_average", "histogram")
+CALIBRATION_SEED = 0  # which training samples calibrate: the same ones for every export of a network
 _QMIN, _QMAX = -128, 127
 
 
@@ -159,6 +161,17 @@ def quantize_weights(graph: Graph, weights: Mapping[str, FloatWeights],
         bias = np.clip(np.rint(b / (s_in * scales)), -(2**31), 2**31 - 1).astype(np.int32)
         out[op.name] = GivenWeights(q, bias, scales)
     return out
+
+
+def calibration_batches(ds: Any, n: int, progress: Callable[[int, int], None] | None = None,
+                        batch: int = 32) -> Iterator[Tensor]:
+    """The inputs of `n` training samples (a permutation seeded CALIBRATION_SEED), in batches."""
+    order = np.random.default_rng(CALIBRATION_SEED).permutation(len(ds))[:n]
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        yield torch.stack([ds[int(i)][0] for i in idx])
+        if progress is not None:
+            progress(min(start + batch, len(order)), len(order))
 
 
 def to_int8_tflite(module: GraphModule, calibration: Iterable[Tensor | tuple[Tensor, ...]], *,

@@ -258,7 +258,7 @@ class TrainEvaluator(_TaskEvaluator):
     def _int8_metric(self, module: Any, best: Path) -> float:
         """The primary metric of the PTQ int8 file of the best epoch's weights, in LiteRT (docstring)."""
         from edgenas.errors import EdgeNasError
-        from edgenas.export.deploy import _calibration_batches
+        from edgenas.export.ptq import calibration_batches
         from edgenas.export.int8_eval import int8_metrics
         from edgenas.export.ptq import to_int8_tflite
         from edgenas.train.trainer import load_checkpoint
@@ -269,7 +269,7 @@ class TrainEvaluator(_TaskEvaluator):
         train = self._data.train
         n = min(self.opts.calibration_samples or 200, len(train))
         try:
-            model, _ = to_int8_tflite(module, _calibration_batches(train, n, None))
+            model, _ = to_int8_tflite(module, calibration_batches(train, n))
             values, _ = int8_metrics(model, list(module.graph.outputs), self.task, self._data.val)
         except EdgeNasError as e:
             raise EvaluationFailed(f"cannot quantise the network to int8: {e}") from None
