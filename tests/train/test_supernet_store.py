@@ -83,6 +83,16 @@ def test_what_shares_and_what_does_not(flow) -> None:
     k3 = _w(flow, "predict_kernel=3", "head2__predict")
     k5 = _w(flow, "predict_kernel=5", "head2__predict")
     assert torch.equal(k3, k5[:, :, 1:4, 1:4])
+    def head1_slots(text: str) -> set[str]:
+        g = flow.space.parse_genotype(text)
+        graph = flow.space.build(g, RES)
+        slots = graph_slots(graph, "flow", flow.space.params(g))
+        return {slot for mk, (slot, _) in slots.items() if mk.startswith("head1__block")}
+
+    assert head1_slots("head1_block=conv3x3") == head1_slots("head1_block=conv5x5")
+    assert not head1_slots("head1_block=conv3x3") & head1_slots("head1_block=dsconv3x3")
+    assert not head1_slots("head1_block=dsconv3x3") & head1_slots("head1_block=mbconv_e4")
+    assert head1_slots("head1_block=mbconv_e4") == head1_slots("head1_block=mbconv_e6")
     # dsconv's depthwise and mbconv's depthwise carry the same op name but are different kinds of block
     ds = _w(flow, "head1_block=dsconv3x3", "head1__block__dw")
     mb = _w(flow, "head1_block=mbconv_e4", "head1__block__dw")

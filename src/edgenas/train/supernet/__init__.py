@@ -7,3 +7,12 @@ Modules, one job each: `slots` (which ops share weights), `store` (the largest t
 functions), `settings` (the `supernet:` config section), `run` (training into a folder), `recalibrate`
 (BatchNorm statistics), `evaluate` (scoring and exporting sub-networks).
 """
+
+from edgenas.train.supernet.evaluate import SubnetScore, evaluate_subnets, export_subnet
+from edgenas.train.supernet.recalibrate import recalibrate_bn
+from edgenas.train.supernet.run import load_supernet, make_setup, prepare_supernet, train_supernet
+from edgenas.train.supernet.store import WeightStore, build_store
+from edgenas.train.supernet.supernet import Supernet
+
+__all__ = ["Supernet", "SubnetScore", "WeightStore", "build_store", "evaluate_subnets", "export_subnet",
+           "load_supernet", "make_setup", "prepare_supernet", "recalibrate_bn", "train_supernet"]
