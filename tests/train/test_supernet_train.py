@@ -133,3 +133,22 @@ def test_sandwich_step_teacher_learns_from_labels_only(tmp_path) -> None:
     student_slots = {k for k, p in store.named_parameters() if p.grad is not None}
     teacher_only = set(alone) - student_slots
     assert teacher_only and all(torch.allclose(full[k], alone[k], atol=1e-7, rtol=0) for k in teacher_only)
+
+
+def test_resolution_choice_resizes_the_batch_consistently() -> None:
+    """At half the size a uniform motion of (3, -2) pixels is (1.5, -1) pixels; a constant image stays
+    constant; class labels stay."""
+    from edgenas.train.supernet.strategies import resize_batch
+
+    flow = make_task({"type": "flow"}, source="t", input_channels=6)
+    x = torch.full((2, 6, 16, 16), 0.25)
+    target = torch.cat([torch.full((2, 1, 16, 16), 3.0), torch.full((2, 1, 16, 16), -2.0),
+                        torch.ones(2, 1, 16, 16)], 1)
+    (xs,), t = resize_batch(flow, (x,), target, (8, 8))
+    assert xs.shape == (2, 6, 8, 8) and torch.allclose(xs, torch.full_like(xs, 0.25))
+    assert t.shape == (2, 3, 8, 8)
+    assert torch.allclose(t[:, 0], torch.full((2, 8, 8), 1.5)) and torch.allclose(t[:, 1], torch.full((2, 8, 8), -1.0))
+    digits = make_task({"type": "digits"}, source="t", input_channels=1)
+    labels = torch.tensor([3, 7])
+    (xs,), t = resize_batch(digits, (torch.randn(2, 1, 16, 16),), labels, (8, 8))
+    assert xs.shape == (2, 1, 8, 8) and torch.equal(t, labels)
