@@ -1,8 +1,10 @@
 """Write the committed genotype lists of the accuracy benchmarks (bench-proxies, bench-supernet):
 
 - flow.txt: benchmarks/flow_space.yaml's seed networks first (the seed study's 28: 4 backbones x 7 head
-  blocks, Head2 = Head1, predict kernel 7), then FLOW_RANDOM others drawn uniformly without replacement
-  from the rest of the space's 588 networks;
+  blocks, Head2 = Head1, predict kernel 7, the default widths head1 32 / head2 16), then FLOW_RANDOM others
+  drawn uniformly without replacement from the rest of the space's 5,292 networks (widths as choices since
+  2026-11-30: the list was redrawn then, before any supernet figure existed, with 2 of bench-proxies' flow
+  runs finished);
 - digits.txt: DIGITS_RANDOM networks drawn uniformly without replacement from benchmarks/digits_space.yaml.
 
 Drawn by a seeded generator, never picked by hand, and committed before any supernet figure is seen.
@@ -27,7 +29,8 @@ DIGITS_RANDOM = 36
 
 
 def flow_list(space: SearchSpace) -> list[str]:
-    seed_nets = [space.genotype({"backbone": b, "head1_block": h, "head2_block": h, "predict_kernel": 7})
+    seed_nets = [space.genotype({**space.default.as_dict(), "backbone": b, "head1_block": h, "head2_block": h,
+                                 "predict_kernel": 7})
                  for b in space.choices["backbone"] for h in space.choices["head1_block"]]
     taken = {g.arch_id for g in seed_nets}
     rest = [g for g in space.enumerate() if g.arch_id not in taken]
@@ -43,8 +46,10 @@ def texts() -> dict[Path, str]:
     flow = flow_list(load_space(BENCH / "flow_space.yaml"))
     digits = digits_list(load_space(BENCH / "digits_space.yaml"))
     head = "# Written by benchmarks/genotypes/make_lists.py (seed {seed}); one genotype per line.\n"
+    n_flow = load_space(BENCH / "flow_space.yaml").size()
     return {
-        HERE / "flow.txt": head.format(seed=SEED) + "# 28 seed networks, then 40 drawn at random from the other 560\n"
+        HERE / "flow.txt": head.format(seed=SEED) + f"# 28 seed networks (default widths), then {FLOW_RANDOM} drawn "
+        f"at random from the other {n_flow - 28:,}\n# drawn 2026-11-30, before any supernet figure existed\n"
         + "\n".join(flow) + "\n",
         HERE / "digits.txt": head.format(seed=SEED) + f"# {DIGITS_RANDOM} drawn at random from the 48\n"
         + "\n".join(digits) + "\n",

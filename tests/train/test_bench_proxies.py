@@ -306,7 +306,7 @@ def test_flow_space_searches_head2_and_the_predict_kernel(tmp_path: Path) -> Non
     from edgenas.space.space import load_space
 
     space = load_space(ROOT / "benchmarks" / "flow_space.yaml")
-    assert space.size() == 4 * 7 * 7 * 3 and space.config.tied == {}
+    assert space.size() == 4 * 7 * 7 * 3 * 3 * 3 and space.config.tied == {}  # blocks, kernel, two widths
     assert "predict_kernel" not in space.config.fixed and space.config.fixed["upsample"] == "bilinear"
     g = space.genotype({"head1_block": "conv5x5", "head2_block": "dsconv3x3", "predict_kernel": 3})
     names = {op.name for op in space.build(g, (48, 64)).ops}
