@@ -1,6 +1,7 @@
 """`edgenas bench-search`: judge search strategies on a table with a known Pareto front (thin: parses and calls
 edgenas.search.bench). `edgenas bench-proxies`: which cheap accuracy estimate ranks networks like stand-alone
-training (thin: calls edgenas.train.bench_proxies)."""
+training (thin: calls edgenas.train.bench_proxies). `edgenas bench-supernet`: the weight-sharing supernet's rows
+added to that table (thin: calls edgenas.train.bench_supernet)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,88 @@ def bench_proxies(
         err.print(f"edgenas: warning: {f}", markup=False, highlight=False)
 
 
+_SUPERNET_HELP = """Does a weight-sharing supernet rank networks like stand-alone training? Train one supernet
+per strategy (spos, sandwich) on the reference's task, data and recipe, score every listed genotype with
+it (BatchNorm recalibrated per sub-network), and add a row per strategy to bench-proxies' table: the same
+genotypes, the same reference (seeds A and B), the same statistics and bootstrap resamples.
+
+\b
+The reference is bench-proxies' run folder (--reference FILE.json -> FILE.runs/, default beside --out):
+its finished runs are read, never retrained; missing ones are trained by bench-proxies' own code. The
+supernet's cost counts its training, data preparation, BatchNorm recalibration and scoring of every genotype.
+Its budget: the sub-network passes of short training of the whole list (--supernet-epochs overrides).
+
+\b
+Everything finished is kept (FILE.runs/<strategy>/: the supernet's checkpoint, the scores as they end); the
+same command again continues. --preset smoke: minutes on 2 cores; full: the config as written."""
+
+
+def bench_supernet(
+    config: str = typer.Argument(..., help="Space YAML with task: and train: sections (e.g. "
+                                 "benchmarks/flow_space.yaml)."),
+    genotypes: str = typer.Option(..., "--genotypes", "-g", help="N (N genotypes drawn at random, seeded) or a "
+                                  "file with one genotype per line (name=value,...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The JSON to write; supernets and scores kept in FILE.runs/."),
+    preset: str = typer.Option("full", "--preset", help="full (the config as written) or smoke (tiny: minutes)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="bench-proxies' JSON whose run folder "
+                                             "(FILE.runs/) holds the reference (default: FILE.runs/reference.json "
+                                             "of --out)."),
+    strategies: str = typer.Option("spos,sandwich", "--strategies", help="Comma-separated: spos, sandwich."),
+    supernet_epochs: Optional[int] = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "
+                                                  "(default: the budget of short training of the list)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes, one torch thread each (0 = one per core)."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW (default: the preset's, else "
+                                             "train.resolution, else the space's first)."),
+    resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the intervals."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the random draw when --genotypes is N."),
+    report_only: bool = typer.Option(False, "--report-only", help="Train nothing: summarise what is kept."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Print what starts and ends."),
+) -> None:
+    from edgenas.cli.train import _need_torch
+
+    _need_torch()
+    from rich.table import Table
+
+    from edgenas.cli._common import err, out as console
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+    from edgenas.train import bench_supernet as bs
+
+    if jobs < 0:
+        raise ConfigError(f"must be >= 0, got {jobs}", field="--jobs")
+    names = bs.parse_strategies(strategies)
+    listed = bp.read_genotypes(load_space(config), genotypes, sample_seed=sample_seed)
+    settings = bs.make_settings(config, len(listed), preset=preset, resolution=resolution, strategies=names,
+                                supernet_epochs=supernet_epochs)
+
+    def say(msg: str) -> None:
+        if progress:
+            err.print(f"bench-supernet: {msg}", markup=False, highlight=False)
+
+    try:
+        run = bs.run_bench_supernet(settings, listed, out, reference_out=reference, jobs=jobs, resamples=resamples,
+                                    train=not report_only, on_event=say)
+    except KeyboardInterrupt as e:
+        e.args = (bp.resume_hint(sys.argv),)
+        raise
+    s = run.summary
+    table = Table(title=f"{s['space']}: supernet and cheap estimates of {s['primary']} vs seed A "
+                        f"({'lower' if not s['higher_is_better'] else 'higher'} is better; oriented so + = agrees)")
+    for col in bp.TABLE_HEADER:
+        table.add_column(col, justify="left" if col == "estimate" else "right")
+    rows = bp.table_rows(s)
+    for row in rows:
+        table.add_row(*row)
+    if rows:
+        console.print(table)
+    console.print(bs.headline(s), markup=False, highlight=False)
+    console.print(f"supernets trained or scored now: {', '.join(run.trained_now) or 'none'}; {out}", markup=False,
+                  highlight=False)
+    for f in s.get("failed", []):
+        err.print(f"edgenas: warning: {f}", markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("bench-search")(bench_search)
     app.command("bench-proxies", help=_PROXIES_HELP)(bench_proxies)
+    app.command("bench-supernet", help=_SUPERNET_HELP)(bench_supernet)

@@ -434,8 +434,15 @@ def _prepare_data(settings: BenchSettings, space: SearchSpace) -> None:
 
 
 def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[Genotype], items: Sequence[Item],
-              records: Mapping[str, dict[str, Any] | None], *, resamples: int = 1000) -> dict[str, Any]:
-    """The JSON of the benchmark from the kept records: the genotypes with every unit done are compared."""
+              records: Mapping[str, dict[str, Any] | None], *, resamples: int = 1000,
+              extra: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The JSON of the benchmark from the kept records: the genotypes with every unit done are compared.
+
+    `extra`: more estimates set against the same reference with the same bootstrap resamples (the supernet
+    benchmark's rows), name -> {scores {arch_id: score, oriented higher = better}, seconds_total (the whole
+    cost, however many genotypes), cpu_seconds_total, kind, cost_of, and any other fields for its entry
+    (label: the table's text)}. A genotype is complete when every extra estimate scored it too."""
+    extra = dict(extra or {})
     from edgenas.analysis.fidelity import fidelity, oriented
     from edgenas.train.tasks import make_task
 
@@ -460,10 +467,14 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
         row["proxy_seconds"] = None if p is None else p["seconds"]
         row["proxy_cpu_seconds"] = None if p is None else p.get("cpu")
         row["complete"] = all(r.get(s) is not None for s in ("a", "b", "short", "proxy"))
+        if extra:
+            row["extra"] = {name: _json_float(x["scores"].get(g.arch_id)) if g.arch_id in x["scores"] else None
+                            for name, x in extra.items()}
+            row["complete"] = row["complete"] and all(g.arch_id in x["scores"] for x in extra.values())
         rows.append(row)
     complete = [row for row in rows if row["complete"]]
     hib = task.higher_is_better
-    est_names = ("seed_b", "short_training", *PROXY_NAMES, *BASELINE_NAMES)
+    est_names = ("seed_b", "short_training", *PROXY_NAMES, *BASELINE_NAMES, *extra)
     result: dict[str, Any] = {
         "schema": SCHEMA, "status": "complete" if len(complete) == len(rows) else "partial",
         "config": settings.config, "space": space.name, "space_key": space.space_key,
@@ -485,6 +496,8 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
     }
     for name in (*PROXY_NAMES, *BASELINE_NAMES):
         est[name] = [_score(row["proxies"].get(name)) for row in complete]
+    for name in extra:
+        est[name] = [_score(row["extra"][name]) for row in complete]
     groups = [row["group"] for row in complete] if result["group_by"] else None
     stats = fidelity(ref, est, groups=groups, resamples=resamples, ceiling_from="seed_b")
     ref_seconds = sum(row["a_seconds"] for row in complete)
@@ -497,6 +510,14 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
     kinds = {"seed_b": "reference seed", "short_training": "short training"}
     for name in est_names:
         entry = stats["estimates"][name]
+        if name in extra:
+            x = extra[name]
+            entry.update({k: v for k, v in x.items() if k != "scores"})
+            for key in ("seconds", "cpu_seconds"):
+                total = x.get(f"{key}_total")
+                entry[f"{key}_per_genotype"] = None if total is None else total / len(complete)
+            result["estimates"][name] = _clean(entry)
+            continue
         what, seconds = costs[name]
         entry.update(kind=kinds.get(name, "proxy" if name in PROXY_NAMES else "baseline"),
                      seconds_total=seconds, seconds_per_genotype=seconds / len(complete), cost_of=what)
@@ -606,7 +627,8 @@ def table_rows(summary: Mapping[str, Any]) -> list[tuple[str, ...]]:
     for name in ["seed_b", *best_estimates(summary)]:
         e = est[name]
         w = e.get("within") or {}
-        rows.append((label.get(name, name), _fmt(e["tau"], e["tau_ci"]), _fmt(e["spearman"], e["spearman_ci"]),
+        rows.append((e.get("label") or label.get(name, name), _fmt(e["tau"], e["tau_ci"]),
+                     _fmt(e["spearman"], e["spearman_ci"]),
                      _fmt(w.get("tau"), w.get("tau_ci")) if w else "n/a", *_top_k_cells(e),
                      _seconds(e["seconds_per_genotype"]),
                      _seconds(e.get("cpu_seconds_per_genotype")), _seconds(e["seconds_total"])))

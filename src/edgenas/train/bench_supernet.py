@@ -1,0 +1,375 @@
+"""`edgenas bench-supernet`: does a weight-sharing supernet rank networks like stand-alone training?
+
+The supernet's rows are added to bench-proxies' table (train/bench_proxies.py), on the same genotype list and
+against the same reference, with the same statistics and the same bootstrap resamples:
+- The reference (seeds A and B), the proxies, short training and MACs / params are bench-proxies' own units
+  of work in ITS run folder (`--reference FILE.json` -> FILE.runs/): finished runs are read, never retrained;
+  what is missing is trained by `bench_proxies.run_bench`, which also rewrites FILE.json.
+- One supernet per strategy (spos, sandwich), trained once by `train.supernet.train_supernet` in
+  `<out>.runs/<strategy>/supernet/` (checkpointed, resumed when the command is run again), then every listed
+  genotype scored by `train.supernet.evaluate.SubnetEvaluator` (BatchNorm recalibrated per sub-network on a
+  fixed seeded training sample, then the task's validation set: the set the reference is measured on). The
+  scores are kept in `<out>.runs/<strategy>/scores.json` as each genotype ends, so a stopped run loses at
+  most one sub-network.
+- The supernet's estimate of a genotype is its metric, oriented like the reference (-EPE for flow); its cost
+  is the whole of it: the supernet's training (wall seconds as the trainer counts them over every resumed
+  session) plus the data preparation of scoring plus BatchNorm recalibration and scoring of every genotype.
+
+Settings. The supernet is trained on the reference's task, data, resolution and recipe (optimizer, lr,
+schedule, batch) with its own seed (train.seed + 4, disjoint from A, B, short training and the proxies) and
+the config's `supernet:` section (strategy set per row, its resolutions dropped: the benchmark trains and
+scores at the reference's one resolution). Its budget, unless --supernet-epochs says otherwise, is the
+sub-network passes of short training of the whole list: spos (one sub-network per step) trains
+N x short_epochs epochs, sandwich (2 + `random` sub-networks per step) ceil(N x short_epochs / (2 + random));
+so the issue's "no more compute than short training of all genotypes" holds by construction up to the
+sub-networks' different sizes, and the measured seconds say by how much. Validation of the largest
+sub-network runs only at the end (it decides nothing here). The run folder of each strategy writes the
+config it trains (`config.yaml`: the benchmark's config with these task:, train: and supernet: sections),
+so `edgenas supernet evaluate <out>.runs/<strategy>/supernet` works on it, and remembers its settings
+(`bench.json`): a folder of other settings is refused.
+
+The JSON is bench-proxies' (`bench_proxies.summarise` with the supernet rows as `extra` estimates) with
+schema SCHEMA, `reference_file`, and `supernet` {strategy: {epochs, batch_size, train_seconds, train_cpu_seconds,
+setup_seconds, recalibration_seconds, scoring_seconds, seconds_total, genotypes_scored, folder, largest,
+smallest, status}}. Runs in parallel over strategies (one torch thread per process, as bench-proxies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgenas.errors import ConfigError
+from edgenas.space.config import format_resolution, read_config_mapping
+from edgenas.space.genotype import Genotype
+from edgenas.space.space import load_space
+from edgenas.train import bench_proxies as bp
+from edgenas.train.records import read_done, write_json
+
+SCHEMA = "edgenas.bench-supernet/1"
+STRATEGIES = ("spos", "sandwich")
+SEED_OFFSET = 4  # the supernet's seed: train.seed + 4 (A, B, short training and proxies take +0..+3)
+DEFAULT_RANDOM = 2  # sandwich: random sub-networks per step when the config's supernet: section says nothing
+LABELS = {"spos": "supernet, SPOS", "sandwich": "supernet, sandwich"}
+
+
+@dataclass(frozen=True)
+class SupernetBenchSettings:
+    reference: bp.BenchSettings
+    strategies: tuple[str, ...]
+    epochs: Mapping[str, int]  # per strategy
+    supernet: Mapping[str, Any]  # the supernet: section trained (without strategy)
+    recipe: Mapping[str, Any]  # the supernet's train: section (the reference's recipe, its own seed)
+
+    def strategy_fingerprint(self, strategy: str, space_key: str) -> str:
+        blob = json.dumps({"reference": self.reference.fingerprint(space_key), "strategy": strategy,
+                           "epochs": self.epochs[strategy], "supernet": dict(self.supernet),
+                           "recipe": dict(self.recipe)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def parse_strategies(text: str) -> tuple[str, ...]:
+    """`spos,sandwich` -> the strategies, each checked."""
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    bad = [s for s in names if s not in STRATEGIES]
+    if bad or not names:
+        what = f"unknown strategy {bad[0]!r}" if bad else "no strategy given"
+        raise ConfigError(f"{what}; allowed: {', '.join(STRATEGIES)}", field="--strategies")
+    return names
+
+
+def make_settings(config: str, n_genotypes: int, *, preset: str = "full", resolution: str | None = None,
+                  strategies: Sequence[str] = STRATEGIES, supernet_epochs: int | None = None) -> SupernetBenchSettings:
+    """bench-proxies' settings of `config` under `preset`, and the supernets' on top of them."""
+    from edgenas.train.supernet.settings import parse_supernet_section
+
+    ref = bp.make_settings(config, preset=preset, resolution=resolution)
+    space = load_space(config)
+    section = dict(space.config.supernet)
+    section.pop("resolutions", None)
+    section.pop("strategy", None)
+    seed = int(ref.recipe["seed"]) + SEED_OFFSET
+    section["seed"] = seed
+    section.setdefault("random", DEFAULT_RANDOM)
+    section = parse_supernet_section(section, space.source).model_dump()
+    section.pop("strategy")
+    section.pop("resolutions")
+    if supernet_epochs is not None and supernet_epochs < 1:
+        raise ConfigError(f"must be >= 1, got {supernet_epochs}", field="--supernet-epochs")
+    work = n_genotypes * ref.short_epochs
+    epochs = {s: supernet_epochs or max(1, math.ceil(work / (1 if s == "spos" else 2 + section["random"])))
+              for s in strategies}
+    recipe = {**dict(ref.recipe), "seed": seed, "patience": None, "threads": None}
+    return SupernetBenchSettings(ref, tuple(strategies), epochs, section, recipe)
+
+
+def _derived_config(s: SupernetBenchSettings, strategy: str) -> dict[str, Any]:
+    """The config a strategy's supernet trains: the benchmark's, with the task:, train: and supernet: used."""
+    data = read_config_mapping(s.reference.config)
+    data.pop("extends", None)
+    epochs = s.epochs[strategy]
+    data["task"] = dict(s.reference.task)
+    data["train"] = {**dict(s.recipe), "epochs": epochs, "eval_every": epochs}
+    data["supernet"] = {**dict(s.supernet), "strategy": strategy}
+    return data
+
+
+def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _prepare_folder(s: SupernetBenchSettings, strategy: str, folder: Path, space_key: str) -> None:
+    fp = s.strategy_fingerprint(strategy, space_key)
+    manifest = folder / "bench.json"
+    if manifest.exists():
+        try:
+            have = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+        except (OSError, ValueError):
+            have = None
+        if have != fp:
+            raise ConfigError("holds a supernet of other settings (config, preset, recipe, task, resolution, "
+                              "epochs or supernet section); use another --out or delete the folder",
+                              source=str(folder))
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_yaml(folder / "config.yaml", _derived_config(s, strategy))
+    write_json(manifest, {"fingerprint": fp, "strategy": strategy, "epochs": s.epochs[strategy],
+                          "supernet": dict(s.supernet)})
+
+
+# ---- in the worker processes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    strategy: str
+    folder: str
+    genotypes: tuple[str, ...]
+    resolution: tuple[int, int]
+    batch_size: int
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _train(folder: Path) -> dict[str, Any]:
+    """Train (or resume, or find trained) the strategy's supernet; its cost record."""
+    from edgenas.train.supernet.run import SUPERNET_FILE, make_setup, prepare_supernet, train_supernet
+    from edgenas.train.trainer import CHECKPOINT
+
+    cost_file = folder / "train.json"
+    done = read_done(cost_file)
+    if done is not None:
+        return done
+    run = folder / "supernet"
+    resume = (run / CHECKPOINT).exists()
+    setup = make_setup(str(folder / "config.yaml"))
+    prepared = prepare_supernet(setup, run, resume=resume)
+    c0 = time.process_time()
+    result = train_supernet(setup, run, resume=resume, prepared=prepared)
+    meta = json.loads((run / SUPERNET_FILE).read_text(encoding="utf-8"))
+    record = {"status": "done", "seconds": result.seconds, "resumed": resume,
+              # CPU time of this process only: a resumed run's earlier sessions are not counted
+              "cpu_seconds": None if resume else time.process_time() - c0,
+              "epochs": setup.recipe.epochs, "batch_size": setup.recipe.batch_size,
+              "train_loss": [h.get("train_loss") for h in meta.get("history", [])],
+              "largest": meta.get("largest"), "smallest": meta.get("smallest"),
+              "device": meta.get("device"), "finished": time.time()}
+    write_json(cost_file, record)
+    return record
+
+
+def _work(job: Job) -> dict[str, Any]:
+    """Train the supernet of one strategy, then score every listed genotype not scored yet."""
+    from edgenas.train.supernet.evaluate import SubnetEvaluator
+    from edgenas.train.supernet.run import load_supernet
+
+    folder = Path(job.folder)
+    trained = _train(folder)
+    scores_file = folder / "scores.json"
+    try:
+        kept = json.loads(scores_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {"scores": {}, "setup_seconds": 0.0, "setup_cpu_seconds": 0.0}
+    loaded = load_supernet(folder / "supernet")
+    space = loaded.setup.space
+    todo = [space.parse_genotype(t) for t in job.genotypes]
+    todo = [g for g in todo if g.arch_id not in kept["scores"]]
+    if todo:
+        t0, c0 = time.perf_counter(), time.process_time()
+        ev = SubnetEvaluator(loaded, job.resolution, job.batch_size)
+        kept["setup_seconds"] += time.perf_counter() - t0
+        kept["setup_cpu_seconds"] += time.process_time() - c0
+        primary = loaded.setup.task.primary
+        for g in todo:
+            c0 = time.process_time()
+            sc = ev.score(g)
+            kept["scores"][g.arch_id] = {"genotype": str(g), "metric": sc.metrics.get(primary, math.nan),
+                                         "metrics": sc.metrics, "recalibration_seconds": sc.recalibration_seconds,
+                                         "score_seconds": sc.score_seconds, "cpu_seconds": time.process_time() - c0}
+            write_json(scores_file, kept)
+    return {"train": trained, "scored_now": len(todo)}
+
+
+# ---- the parent ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SupernetBenchRun:
+    summary: dict[str, Any]
+    reference: bp.BenchRun
+    trained_now: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], out: Path, *,
+                       reference_out: Path | None = None, jobs: int = 1, resamples: int = 1000, train: bool = True,
+                       on_event: Callable[[str], None] | None = None) -> SupernetBenchRun:
+    """The reference (bench-proxies' run folder: finished runs read, missing ones trained by its own code),
+    then each strategy's supernet trained and scored, then the table; `out` gets the JSON."""
+    from edgenas.processes import WorkerDied, run_in_workers
+
+    out = Path(out)
+    runs = bp.runs_dir(out)
+    reference_out = Path(reference_out) if reference_out is not None else runs / "reference.json"
+    space = load_space(s.reference.config)
+    say = on_event or (lambda _msg: None)
+    folders = {st: runs / st for st in s.strategies}
+    for st, folder in folders.items():  # every check before anything long starts
+        _prepare_folder(s, st, folder, space.space_key)
+    say(f"reference: {reference_out}")
+    ref = bp.run_bench(s.reference, genotypes, reference_out, jobs=jobs, resamples=resamples, train=train)
+    texts = tuple(str(g) for g in genotypes)
+    todo = [st for st in s.strategies if not _all_scored(folders[st], genotypes)]
+    failed: list[str] = []
+    trained_now: list[str] = []
+    if train and todo:
+        jobs_list = [Job(st, str(folders[st]), texts, s.reference.resolution, int(s.reference.recipe["batch_size"]))
+                     for st in todo]
+        workers = min(len(jobs_list), jobs if jobs > 0 else (os.cpu_count() or 1))
+        say(f"supernets to train or score: {', '.join(todo)}")
+        for i, result in run_in_workers(_work, jobs_list, workers=workers, initializer=_init_worker, initargs=(1,)):
+            if isinstance(result, WorkerDied):
+                failed.append(f"supernet {todo[i]}: {result.message}")
+                continue
+            trained_now.append(todo[i])
+            say(f"supernet {todo[i]}: trained in {result['train']['seconds']:.0f} s, {result['scored_now']} scored")
+    summary = summarise(s, space, genotypes, out, reference_out, resamples=resamples)
+    summary["failed"] = ref.failed + failed
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, summary)
+    return SupernetBenchRun(summary, ref, trained_now, failed)
+
+
+def _all_scored(folder: Path, genotypes: Sequence[Genotype]) -> bool:
+    kept = _read_json(folder / "scores.json") or {}
+    return read_done(folder / "train.json") is not None and all(g.arch_id in kept.get("scores", {}) for g in genotypes)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence[Genotype],
+                       higher_is_better: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The `extra` estimates for bench_proxies.summarise (trained strategies only) and their cost records."""
+    extra: dict[str, dict[str, Any]] = {}
+    info: dict[str, Any] = {}
+    listed = {g.arch_id for g in genotypes}
+    for st in s.strategies:
+        folder = runs / st
+        trained = read_done(folder / "train.json")
+        kept = _read_json(folder / "scores.json") or {"scores": {}}
+        scores = {a: r for a, r in kept.get("scores", {}).items() if a in listed}
+        if trained is None:
+            info[st] = {"status": "not trained", "folder": str(folder / "supernet")}
+            continue
+        recal = sum(r["recalibration_seconds"] for r in scores.values())
+        scoring = sum(r["score_seconds"] for r in scores.values())
+        total = trained["seconds"] + kept.get("setup_seconds", 0.0) + recal + scoring
+        cpu = trained.get("cpu_seconds")
+        cpu_total = None if cpu is None else (cpu + kept.get("setup_cpu_seconds", 0.0)
+                                              + sum(r.get("cpu_seconds", 0.0) for r in scores.values()))
+        info[st] = {"status": "complete" if len(scores) == len(listed) else "partial",
+                    "epochs": trained["epochs"], "batch_size": trained.get("batch_size"),
+                    "train_seconds": trained["seconds"],
+                    "train_cpu_seconds": cpu, "setup_seconds": kept.get("setup_seconds", 0.0),
+                    "recalibration_seconds": recal, "scoring_seconds": scoring, "seconds_total": total,
+                    "cpu_seconds_total": cpu_total, "genotypes_scored": len(scores),
+                    "largest": trained.get("largest"), "smallest": trained.get("smallest"),
+                    "device": trained.get("device"), "folder": str(folder / "supernet"), "supernet": dict(s.supernet)}
+        sign = 1.0 if higher_is_better else -1.0
+        extra[f"supernet_{st}"] = {
+            "scores": {a: sign * float(r["metric"]) if r["metric"] is not None else math.nan
+                       for a, r in scores.items()},
+            "label": f"{LABELS[st]} ({trained['epochs']} ep)", "kind": "supernet", "strategy": st,
+            "cost_of": "supernet training + data preparation + BatchNorm recalibration + scoring, every genotype",
+            "seconds_total": total, "cpu_seconds_total": cpu_total, "epochs": trained["epochs"]}
+    return extra, info
+
+
+def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype], out: Path, reference_out: Path,
+              *, resamples: int = 1000) -> dict[str, Any]:
+    """bench-proxies' summary of the reference folder with the supernets' rows added."""
+    from edgenas.train.tasks import make_task
+
+    ref_settings = s.reference
+    task = make_task(ref_settings.task, source=space.source, input_channels=space.config.input_channels)
+    runs = bp.runs_dir(Path(out))
+    ref_runs = bp.runs_dir(Path(reference_out))
+    items = bp.plan(ref_settings, genotypes)
+    records = {it.key: read_done(ref_runs / f"{it.key}.json") for it in items}
+    extra, info = supernet_estimates(s, runs, genotypes, task.higher_is_better)
+    summary = bp.summarise(ref_settings, space, genotypes, items, records, resamples=resamples, extra=extra)
+    summary["schema"] = SCHEMA
+    summary["reference_file"] = str(reference_out)
+    summary["supernet"] = info
+    summary["supernet_settings"] = {"strategies": list(s.strategies), "epochs": dict(s.epochs),
+                                    "section": dict(s.supernet), "seed": s.recipe["seed"],
+                                    "resolution": format_resolution(ref_settings.resolution),
+                                    "budget_rule": "epochs = ceil(N x short_epochs / sub-networks per step) "
+                                                   "unless --supernet-epochs"}
+    if any(st["status"] != "complete" for st in info.values()) and summary.get("status") == "complete":
+        summary["status"] = "partial"
+    return summary
+
+
+def headline(summary: Mapping[str, Any]) -> str:
+    """The supernet rows beside the best other cheap estimate, seed B and the ceiling."""
+    est = summary.get("estimates") or {}
+    sn = [k for k in est if k.startswith("supernet_")]
+    if not sn:
+        return bp.headline(summary)
+    others = [k for k in summary.get("ranking", []) if not k.startswith("supernet_")]
+    parts = [f"{est[k].get('label', k)}: Kendall tau {bp._fmt(est[k]['tau'], est[k]['tau_ci'])}" for k in sn]
+    best = others[0] if others else None
+    tail = ""
+    if best is not None:
+        tail = f"; best other estimate {best} {bp._fmt(est[best]['tau'], est[best]['tau_ci'])}"
+    c = summary.get("ceiling") or {}
+    n = summary["genotypes"]
+    return (f"{'; '.join(parts)}{tail}; seed B {bp._fmt(est['seed_b']['tau'])}, ceiling sqrt(r_AB) "
+            f"{bp._fmt(c.get('ceiling_one_seed'))} on {n['complete']} of {n['listed']} genotypes")
