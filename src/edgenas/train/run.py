@@ -1,6 +1,7 @@
 """From a config to a trained candidate: the space builds the Graph, the torch builder the module, the
 task its data; the trainer joins them. Everything the run needs (config, genotype, seed, data, versions)
-is written to `run.json` next to its checkpoint, so any figure can be traced back and re-run."""
+is written to `run.json` next to its checkpoint, so any figure can be traced back and re-run. Under torchrun
+every process runs this; rank 0 prepares the data first (it fills the cache) and alone writes run.json."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from edgenas.graph.ir import Graph
 from edgenas.space.config import format_resolution, parse_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace, load_space
+from edgenas.train import distributed
 from edgenas.train.builder import GraphModule
 from edgenas.train.records import write_json
 from edgenas.train.recipe import TrainRecipe, parse_train_section
@@ -131,11 +133,13 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
     check_run_dir(out_dir, resume=resume)
     init = initial_weights(c, init_from, resume=resume)
     r = c.recipe
+    dist = distributed.current()
     if r.threads:
         torch.set_num_threads(r.threads)
     torch.manual_seed(r.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data = c.task.data(c.resolution, seed=r.seed, progress=on_data)
+    with dist.main_first():
+        data = c.task.data(c.resolution, seed=r.seed, progress=on_data if dist.is_main else None)
     torch.manual_seed(r.seed)  # the same initial weights whatever the data preparation drew
     module = GraphModule(c.graph())
     if init is not None:
@@ -155,14 +159,20 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
     }
     if init_from is not None:
         meta["init_from"] = str(init_from)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / RUN_FILE, {**meta, "status": "running", "updated": time.time()})
+    if dist.active:
+        meta["processes"] = dist.world
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / RUN_FILE, {**meta, "status": "running", "updated": time.time()})
     try:
         result = trainer.run()
     except KeyboardInterrupt:
-        write_json(out_dir / RUN_FILE, {**meta, "status": "interrupted", "history": trainer.history,
-                                         "updated": time.time()})
+        if dist.is_main:
+            write_json(out_dir / RUN_FILE, {**meta, "status": "interrupted", "history": trainer.history,
+                                             "updated": time.time()})
         raise
-    write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
-                                     "best_checkpoint": BEST, "updated": time.time()})
+    if dist.is_main:
+        write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
+                                         "best_checkpoint": BEST, "updated": time.time()})
+    dist.barrier()  # every rank returns with the folder complete
     return result

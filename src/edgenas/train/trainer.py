@@ -8,6 +8,9 @@ holds the model, the optimiser, torch's RNG state, the position inside the epoch
 the epoch's loss. A checkpoint is written every `checkpoint_every` steps, at the end of every epoch and when
 the run is interrupted (Ctrl-C, SIGTERM), always atomically (temp file + rename), and read with
 `torch.load(weights_only=True)`.
+
+Under torchrun the same loop runs in every process (`edgenas.train.distributed`: batch_size is the global
+batch, each rank takes its share of it, gradients averaged across ranks, rank 0 alone writes).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch.utils.data import Dataset, default_collate
 
 from edgenas.errors import ConfigError
 from edgenas.processes import interrupts_deferred
+from edgenas.train import distributed
 from edgenas.train.curve import fit_learning_curve
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.tasks.base import Task, TaskData, better
@@ -59,8 +63,11 @@ class TrainResult:
 
 
 def device_for_training() -> torch.device:
-    """CUDA when present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present (under torchrun: this rank's GPU), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    d = distributed.current()
+    return torch.device("cuda", d.local_rank) if d.active else torch.device("cuda")
 
 
 def lr_at(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
@@ -81,11 +88,15 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=g)
 
 
+def batch_indices(order: Tensor, batch_size: int, start: int = 0):
+    """(index of the batch, its sample indices) from batch `start` on; the last batch may be smaller."""
+    for b in range(start, math.ceil(len(order) / batch_size)):
+        yield b, order[b * batch_size : (b + 1) * batch_size].tolist()
+
+
 def batches(ds: Dataset, order: Tensor, batch_size: int, start: int = 0):
     """(index of the batch, collated batch) from batch `start` on; the last batch may be smaller."""
-    n = len(order)
-    for b in range(start, math.ceil(n / batch_size)):
-        idx = order[b * batch_size : (b + 1) * batch_size].tolist()
+    for b, idx in batch_indices(order, batch_size, start):
         yield b, default_collate([ds[i] for i in idx])
 
 
@@ -97,14 +108,19 @@ def _to(batch: Any, device: torch.device) -> tuple[tuple[Tensor, ...], Tensor]:
 
 @torch.no_grad()
 def evaluate(module: nn.Module, task: Task, ds: Dataset, *, batch_size: int = 32,
-             device: torch.device | None = None) -> dict[str, float]:
-    """Every metric of the task over a dataset (eval mode), as sum / count over all samples."""
+             device: torch.device | None = None, dist: distributed.Dist | None = None) -> dict[str, float]:
+    """Every metric of the task over a dataset (eval mode), as sum / count over all samples. `dist`: each
+    rank scores its share of the samples and the sums of all ranks are added (the same figures on all)."""
     device = device or next(module.parameters()).device
+    dist = dist or distributed.SINGLE
     was_training = module.training
     module.eval()
     sums: dict[str, list[float]] = {}
+    order = torch.arange(len(ds))
+    if dist.active:
+        order = order[dist.rank :: dist.world]
     try:
-        for _, batch in batches(ds, torch.arange(len(ds)), batch_size):
+        for _, batch in batches(ds, order, batch_size):
             inputs, target = _to(batch, device)
             for name, (s, c) in task.metric_sums(module(*inputs), target).items():
                 acc = sums.setdefault(name, [0.0, 0])
@@ -112,6 +128,7 @@ def evaluate(module: nn.Module, task: Task, ds: Dataset, *, batch_size: int = 32
                 acc[1] += int(c)
     finally:
         module.train(was_training)
+    sums = dist.merge_sums(sums)
     return {k: (s / c if c else float("nan")) for k, (s, c) in sums.items()}
 
 
@@ -179,6 +196,8 @@ class Trainer:
         # (inputs, target, global step) -> the step's loss, gradients accumulated by the function itself: a
         # supernet's step runs several sub-networks (the sandwich rule); None: the module's loss on the batch
         self.step_fn = step_fn
+        self.dist = distributed.current()
+        self._forward: nn.Module = module  # under torchrun without a step_fn: the module under DDP
         self.module.to(self.device)
         params = [p for p in module.parameters() if p.requires_grad]
         if recipe.optimizer == "sgd":
@@ -221,9 +240,13 @@ class Trainer:
             "seconds": self.seconds,
         }
 
-    def save(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        save_atomic(self.state(), self.out_dir / CHECKPOINT)
+    def save(self, wait: bool = True) -> None:
+        """Rank 0 writes; the others wait for it (unless `wait` is False: on the way out of an interrupt)."""
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_atomic(self.state(), self.out_dir / CHECKPOINT)
+        if wait:
+            self.dist.barrier()
 
     def resume(self, path: Path | None = None) -> None:
         path = path or self.out_dir / CHECKPOINT
@@ -243,7 +266,7 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------
     def _report(self, done: bool = False) -> None:
-        if self.on_progress is not None:
+        if self.on_progress is not None and self.dist.is_main:
             last = self.history[-1].get(self.task.primary) if self.history else None
             if self.loss_count:
                 loss = self.loss_sum / self.loss_count
@@ -255,6 +278,11 @@ class Trainer:
     def run(self) -> TrainResult:
         r = self.recipe
         t_start = time.perf_counter() - self.seconds
+        if self.dist.active:  # every rank starts from rank 0's weights (DDP copies them itself)
+            if self.step_fn is None:
+                self._forward = self.dist.wrap(self.module, self.device)
+            else:
+                self.dist.broadcast_state([*self.module.parameters(), *self.module.buffers()])
         try:
             while self.epoch < r.epochs and not self.stopped_early:
                 self._train_epoch(t_start)
@@ -262,7 +290,7 @@ class Trainer:
                     self._end_epoch(t_start)
         except KeyboardInterrupt:  # Ctrl-C and SIGTERM (edgenas.processes): keep what is done, resumable
             self.seconds = time.perf_counter() - t_start
-            self.save()
+            self.save(wait=False)
             raise
         self._report(done=True)
         return self.result()
@@ -271,17 +299,19 @@ class Trainer:
         r = self.recipe
         self.module.train()
         order = epoch_order(len(self.data.train), r.seed, self.epoch)
-        for b, batch in batches(self.data.train, order, r.batch_size, start=self.step_in_epoch):
+        for b, idx in batch_indices(order, r.batch_size, start=self.step_in_epoch):
+            mine, weight = self.dist.share(idx)  # one process: the whole batch, weight 1
+            batch = default_collate([self.data.train[i] for i in mine])
             # One step is all or nothing: an interrupt (Ctrl-C, SIGTERM) that arrives inside waits for its end,
             # so the checkpoint written on the way out never holds the weights of a step it does not count.
             with interrupts_deferred():
-                self._step(b, batch)
+                self._step(b, batch, weight)
                 self._report()
                 if self.step_in_epoch % r.checkpoint_every == 0 and self.step_in_epoch < self.steps_per_epoch:
                     self.seconds = time.perf_counter() - t_start
                     self.save()
 
-    def _step(self, b: int, batch: Any) -> None:
+    def _step(self, b: int, batch: Any, weight: float = 1.0) -> None:
         r = self.recipe
         step = self.epoch * self.steps_per_epoch + b
         for group in self.opt.param_groups:
@@ -289,16 +319,23 @@ class Trainer:
         inputs, target = _to(batch, self.device)
         self.opt.zero_grad(set_to_none=True)
         if self.step_fn is None:
-            loss = self.task.loss(self.module(*inputs), target)
-            loss.backward()
+            loss = self.task.loss(self._forward(*inputs), target)
+            (loss * weight if self.dist.active else loss).backward()  # DDP averages over ranks
         else:
             loss = self.step_fn(inputs, target, step)
+            self.dist.average_gradients(self.module, weight)
         if r.grad_clip:
             nn.utils.clip_grad_norm_(self.module.parameters(), r.grad_clip)
         self.opt.step()
         n = len(target)
-        self.loss_sum += float(loss.detach()) * n
-        self.loss_count += n
+        if self.dist.active:  # the batch's loss, the same on every rank
+            n = n if weight else 0
+            total, count = self.dist.sum_floats([float(loss.detach()) * n, n])
+            self.loss_sum += total
+            self.loss_count += int(count)
+        else:
+            self.loss_sum += float(loss.detach()) * n
+            self.loss_count += n
         self.step_in_epoch = b + 1
 
     def _end_epoch(self, t_start: float) -> None:
@@ -307,14 +344,18 @@ class Trainer:
                                  "train_loss": self.loss_sum / self.loss_count if self.loss_count else float("nan")}
         last = self.epoch + 1 == r.epochs
         if (self.epoch + 1) % r.eval_every == 0 or last:
-            metrics = evaluate(self.module, self.task, self.data.val, batch_size=r.batch_size, device=self.device)
+            self.dist.broadcast_state(self.module.buffers())  # rank 0's BatchNorm statistics on every rank
+            metrics = evaluate(self.module, self.task, self.data.val, batch_size=r.batch_size, device=self.device,
+                               dist=self.dist)
             row.update({f"val_{k}" if k != self.task.primary else k: v for k, v in metrics.items()})
             value = metrics[self.task.primary]
             if self.best is None or better(self.task, value, self.best):
                 self.best, self.best_epoch, self.wait = value, self.epoch + 1, 0
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                save_atomic({"format": CHECKPOINT_FORMAT, "identity": self.identity, "model": self.module.state_dict(),
-                             "epoch": self.epoch + 1, "metric": value}, self.out_dir / BEST)
+                if self.dist.is_main:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                    save_atomic({"format": CHECKPOINT_FORMAT, "identity": self.identity,
+                                 "model": self.module.state_dict(), "epoch": self.epoch + 1, "metric": value},
+                                self.out_dir / BEST)
             else:
                 self.wait += r.eval_every
                 if r.patience is not None and self.wait >= r.patience:

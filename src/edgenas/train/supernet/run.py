@@ -9,6 +9,10 @@ settings, the sandwich's largest and smallest, the store's size, versions, histo
 
 `load_supernet` reads a folder back for evaluation and export: the config named in supernet.json rebuilds the
 space, task and store, and the checkpoint must match them (space, task, strategy, store shapes).
+
+Under torchrun every process trains (`edgenas.train.distributed`: the store's gradients all-reduced after
+each step; every rank samples the same sub-networks, as sampling is seeded by (seed, step)); rank 0
+prepares the data first and alone writes supernet.json.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from edgenas.errors import ConfigError
 from edgenas.space.config import format_resolution, parse_resolution
 from edgenas.space.space import SearchSpace
+from edgenas.train import distributed
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.records import write_json
 from edgenas.train.run import check_resolution, check_run_dir, load_training_config, resolve_resolution, versions
@@ -137,11 +142,13 @@ def train_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
     prep = prepared or prepare_supernet(setup, out_dir, resume=resume)
     store, how, ext, identity = prep.store, prep.shapes_from, prep.extremes, prep.identity
     r = setup.recipe
+    dist = distributed.current()
     if r.threads:
         torch.set_num_threads(r.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(r.seed)
-    data = setup.task.data(setup.resolution, seed=r.seed, progress=on_data)
+    with dist.main_first():
+        data = setup.task.data(setup.resolution, seed=r.seed, progress=on_data if dist.is_main else None)
     net = Supernet(setup.space, store, ext.largest)
     device = device_for_training()
     trainer = Trainer(net, setup.task, data, r, out_dir, identity=identity, device=device, on_progress=on_progress)
@@ -157,15 +164,21 @@ def train_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
         "data": dict(data.description), "recipe": r.model_dump(), "device": str(device),
         "threads": torch.get_num_threads(), "versions": versions(),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / SUPERNET_FILE, {**meta, "status": "running", "updated": time.time()})
+    if dist.active:
+        meta["processes"] = dist.world
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / SUPERNET_FILE, {**meta, "status": "running", "updated": time.time()})
     try:
         result = trainer.run()
     except KeyboardInterrupt:
-        write_json(out_dir / SUPERNET_FILE, {**meta, "status": "interrupted", "history": trainer.history,
-                                             "updated": time.time()})
+        if dist.is_main:
+            write_json(out_dir / SUPERNET_FILE, {**meta, "status": "interrupted", "history": trainer.history,
+                                                 "updated": time.time()})
         raise
-    write_json(out_dir / SUPERNET_FILE, {**meta, "status": "done", **asdict(result), "updated": time.time()})
+    if dist.is_main:
+        write_json(out_dir / SUPERNET_FILE, {**meta, "status": "done", **asdict(result), "updated": time.time()})
+    dist.barrier()  # every rank returns with the folder complete
     return result
 
 
