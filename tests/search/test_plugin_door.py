@@ -34,7 +34,8 @@ def test_a_plugin_factory_is_an_evaluator(ctx: EvalContext) -> None:
 @pytest.mark.parametrize(("spec", "message"), [
     ({"type": "no_such_module_xyz:make"}, "cannot import plug-in module 'no_such_module_xyz'"),
     ({"type": "plugin_evaluators:nothing_here"}, "has no 'nothing_here'"),
-    ({"type": "nosuchtype"}, "unknown evaluator type 'nosuchtype'; available: analytic, compiler, proxy, table, train"),
+    ({"type": "nosuchtype"},
+     "unknown evaluator type 'nosuchtype'; available: analytic, compiler, proxy, supernet, table, train"),
     ({"type": "plugin_evaluators:FAKE"}, "is not a function"),
 ])
 def test_bad_plugins_are_one_line_errors(ctx: EvalContext, spec: dict, message: str) -> None:

@@ -140,9 +140,10 @@ def test_two_workers_one_killed_mid_trial(pg_server: PgServer, tmp_path: Path) -
         assert unfinished[0][2].endswith(f":{pid}")
         # every genotype of a completed trial was measured by each evaluator exactly once
         per_arch = Counter(a for _, a in done)
-        assert set(per_arch.values()) == {2}  # compiler + test-blocking
         completed_archs = {t.user_attrs["arch_id"] for t in trials if t.state.name == "COMPLETE"}
-        assert completed_archs <= set(per_arch)
+        assert all(per_arch[a] == 2 for a in completed_archs)  # compiler + test-blocking
+        # the rest of the 16 networks were compiled (only) before the search: their FPS is a known objective
+        assert len(per_arch) == 16 and {per_arch[a] for a in set(per_arch) - completed_archs} <= {1}
         log = (tmp_path / f"worker{workers.index(survivor)}.log").read_text()
         assert "worker done" in log
 

@@ -6,7 +6,8 @@ hands a candidate to an expensive one only when it meets every hard limit the ch
 
 Built-in types: `compiler` (the profile's own evaluator through the sweep machinery and the measurement
 cache), `analytic` (the roofline / calibrated model, no compiler), `table` (a CSV of known metrics), and
-`proxy` / `train` (accuracy on the config's task, `train_eval.py`). A user's own: `type: MODULE:FUNCTION`,
+`proxy` / `train` (accuracy on the config's task, `train_eval.py`), `supernet` (a trained
+supernet's estimate, `supernet_eval.py`). A user's own: `type: MODULE:FUNCTION`,
 or a name an installed package registers under the `edgenas.evaluators` entry-point group (`plugins.py`);
 FUNCTION(ctx, options, field) returns an Evaluator.
 """
@@ -157,6 +158,7 @@ def _factory(type_name: str, *, source: str | None, fld: str) -> EvaluatorFactor
 def _register_training_evaluators() -> None:
     """`proxy` and `train` live in their own module (they need the training extra only when used)."""
     import edgenas.search.train_eval  # noqa: F401  (registers them)
+    import edgenas.search.supernet_eval  # noqa: F401  (registers `supernet`)
 
 
 class _Common(BaseModel):

@@ -104,8 +104,9 @@ def prepare_from_file(config: str | Path, *, trials: int | None = None, seed: in
     # Paths in evaluator options become absolute, so the stored config works from any folder.
     evs = []
     for spec in search.get("evaluators") or []:
-        if isinstance(spec, dict) and isinstance(spec.get("path"), str) and not Path(spec["path"]).is_absolute():
-            spec = {**spec, "path": str(base_dir / spec["path"])}
+        for key in ("path", "checkpoint"):  # a table's CSV, a supernet's folder
+            if isinstance(spec, dict) and isinstance(spec.get(key), str) and not Path(spec[key]).is_absolute():
+                spec = {**spec, key: str(base_dir / spec[key])}
         evs.append(spec)
     if "evaluators" in search:
         search["evaluators"] = evs
@@ -246,9 +247,10 @@ def trial_constraints_supported() -> bool:
     return hasattr(optuna.trial.Trial, "set_constraint")
 
 
-def make_strategy(setup: SearchSetup, *, seed: int) -> Any:
+def make_strategy(setup: SearchSetup, *, seed: int, known: Any = None) -> Any:
     """The strategy's sampler. The hard limits reach it either as per-trial constraints (Optuna >= 5's
-    samplers read those) or, for samplers that take one, through a `constraints_func`."""
+    samplers read those) or, for samplers that take one, through a `constraints_func`. `known`: params ->
+    objective values known before evaluation (None where not), for a strategy that takes it."""
     from edgenas.search.strategies import make_strategy as make
     from edgenas.search.strategies import uses_known
 
@@ -262,6 +264,8 @@ def make_strategy(setup: SearchSetup, *, seed: int) -> Any:
                   **setup.section.strategy_options)
     if uses_known(setup.strategy) and "reference" not in kwargs:
         kwargs["reference"] = objective_limits(setup.problem)
+    if known is not None and uses_known(setup.strategy):  # cheap objectives of every candidate (worker.py)
+        kwargs["known"] = known
     try:
         plain = make(setup.strategy, **kwargs)
     except ConfigError as e:

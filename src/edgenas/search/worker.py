@@ -58,6 +58,48 @@ def _finite(v: Any) -> Any:
     return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
+KNOWN_LIMIT = 5000  # candidates: a space up to this size gets every cheap figure before any expensive one
+
+
+def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Mapping[str, Any]], StageResult], *,
+                     seed: int, limit: int = KNOWN_LIMIT) -> Callable[[Mapping[str, Any]], list[float | None]] | None:
+    """The objectives the cheap evaluators give (the compiler's FPS, say), measured for every candidate of the
+    space before the search starts, as the `known` function of a strategy that takes one (the default,
+    `frontier`: exact values instead of a model, and side inputs of its accuracy model). Only where it pays:
+    the strategy takes `known`, some evaluator is expensive, a cheap one gives an objective, and the space
+    has at most `limit` candidates. The order is shuffled by `seed`, so workers starting together measure
+    different candidates first (each result is stored once and reused). A candidate whose cheap figure is
+    missing (failed compile) gives None, as the strategy expects for an unknown value."""
+    import random
+
+    from edgenas.search.strategies import uses_known
+
+    stages = setup.problem.stages
+    cheap = [s for s in stages if s.cost == "cheap"]
+    cheap_metrics = {m for s in cheap for m in s.metrics}
+    wanted = [o.metric if o.metric in cheap_metrics else None for o in setup.objectives]
+    size = math.prod(len(v) for v in setup.space.choices.values())
+    if (not uses_known(setup.strategy) or "known" in setup.section.strategy_options or size > limit
+            or not any(s.cost == "expensive" for s in stages) or not any(wanted)):
+        return None
+    genotypes = list(setup.space.enumerate())
+    random.Random(seed).shuffle(genotypes)
+    table: dict[str, list[float | None]] = {}
+    for g in genotypes:
+        metrics: dict[str, Any] = {}
+        for stage in cheap:
+            res = measure(stage, g, dict(metrics))
+            if res.error is None:
+                metrics.update(stage.rename(res.metrics))
+        table[g.arch_id] = [None if m is None or _finite(metrics.get(m)) is None else float(metrics[m])
+                            for m in wanted]
+
+    def known(params: Mapping[str, Any]) -> list[float | None]:
+        return table.get(setup.space.genotype(dict(params)).arch_id, [None] * len(wanted))
+
+    return known
+
+
 def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int, seed: int,
                on_progress: ProgressFn | None = None, poll_s: float = 0.25) -> RunSummary:
     """Work on the study until it has `target` COMPLETE trials (all workers together)."""
@@ -74,9 +116,7 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
     worker_id, session = store.register_worker(study_name)
     my_seed = seed + session * SEED_STRIDE
     store.set_worker_seed(worker_id, my_seed)
-    strategy = make_strategy(setup, seed=my_seed)
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=strategy.sampler)
-    name_metrics(study, setup)  # a study made by an older edgenas, resumed by `edgenas worker`
+    study = optuna.load_study(study_name=study_name, storage=storage)
     directions = [d.name.lower() for d in study.directions]
     res_text = setup.resolution_text
     hw_key = hardware_key(setup)
@@ -146,10 +186,12 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
         return Hints(known=dict(known), objectives=objectives, front=front, prefix=stage.prefix,
                      should_prune=prune, record_rung=record_rung, rung_peers=rung_peers)
 
-    def measure_for(trial: optuna.Trial) -> Callable[[Stage, Genotype, Mapping[str, Any]], StageResult]:
+    def measure_for(trial: optuna.Trial | None) -> Callable[[Stage, Genotype, Mapping[str, Any]], StageResult]:
+        """Measure through the store; without a trial (the cheap pre-pass) there is nothing to hint."""
         def measure(stage: Stage, g: Genotype, known: Mapping[str, Any]) -> StageResult:
             key = MeasurementKey(g.arch_id, str(g), res_text, hw_key, stage.key)
-            got = store.acquire(key, study=study_name, trial_number=trial.number, on_wait=fail_stale)
+            got = store.acquire(key, study=study_name, trial_number=None if trial is None else trial.number,
+                                on_wait=fail_stale)
             if isinstance(got, Record):
                 stats["reused"] += 1
                 if got.status == "ok":
@@ -159,7 +201,8 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
             stats["measured"] += 1
             try:
                 with store.heartbeat(claim):
-                    metrics = stage.evaluator.evaluate_with(g, hints_for(trial, stage, known))
+                    hints = Hints(known=dict(known)) if trial is None else hints_for(trial, stage, known)
+                    metrics = stage.evaluator.evaluate_with(g, hints)
             except EvaluationFailed as e:
                 if e.retryable:
                     store.abandon(claim, "retryable")
@@ -172,6 +215,13 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
             store.finish(claim, "ok", metrics, None)
             return StageResult(dict(metrics))
         return measure
+
+    # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
+    # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
+    known = known_objectives(setup, measure_for(None), seed=my_seed)
+    strategy = make_strategy(setup, seed=my_seed, known=known)
+    study.sampler = strategy.sampler
+    name_metrics(study, setup)  # a study made by an older edgenas, resumed by `edgenas worker`
 
     def objective(trial: optuna.Trial) -> list[float]:
         with interrupts_allowed():  # Ctrl-C / SIGTERM end the trial here, and Optuna marks it FAIL
