@@ -230,6 +230,25 @@ def vela_cli(et_py: Path, model: Path, profile, out_dir: Path) -> dict[str, Any]
             "cpu_ops": cpu, **vela_summary(str(out_dir))}
 
 
+def vela52_on_tosa(et_dir: Path, partitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each ExecuTorch partition's TOSA (kept by _executorch_side.py) through this venv's Vela (5.2) with the
+    flags ExecuTorch gave 5.1.0: the same partitions under the newer compiler."""
+    from _executorch_side import vela_summary
+
+    vela = Path(sys.executable).with_name("vela")
+    out = []
+    for i, p in enumerate(partitions):
+        d = et_dir / "vela" / f"partition{i}"
+        flags = [f for f in p["flags"] if not f.startswith("--output-dir")]
+        target = d / "vela52"
+        r = subprocess.run([str(vela), *flags, f"--output-dir={target}", str(d / "out.tosa")], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"vela 5.2 on {d / 'out.tosa'}: {(r.stderr or r.stdout)[-1000:]}")
+        out.append(vela_summary(str(target)))
+    return out
+
+
 # ---- ExecuTorch ---------------------------------------------------------------------------------------------
 
 def executorch_side(net: Network, ckpt: Path, profile, cache: Path, et_py: Path) -> tuple[dict, np.ndarray, Any]:
@@ -412,6 +431,18 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
                   partition_figures=[{k: p[k] for k in ("cycles_npu", "cycles_total", "sram_memory_used",
                                                         "inference_time", "off_chip_flash_memory_used")}
                                      for p in parts], cpu_op_detail=result["cpu_ops"])
+        from edgenas.hardware.vela import compiler_version
+
+        et_dir = cache / "executorch" / f"{net.key}-{row['checkpoint_sha256'][:12]}-{result['resolution']}"
+        p52 = vela52_on_tosa(et_dir, parts)
+        npu52 = sum(p["inference_time"] for p in p52)
+        row["executorch_vela52"] = {
+            "status": "ok", "compiler": compiler_version(), "npu_partitions": len(p52), "cpu_ops": et["cpu_ops"],
+            "cpu_op_count": len(interior), "io_quant_ops": len(io_ops), "cycles_npu": sum(p["cycles_npu"] for p in p52),
+            "cycles_total": sum(p["cycles_total"] for p in p52), "sram_kib": max(p["sram_memory_used"] for p in p52),
+            "sram_kib_sum": sum(p["sram_memory_used"] for p in p52),
+            "offchip_flash_kib": sum(p["off_chip_flash_memory_used"] for p in p52), "npu_ms": npu52 * 1e3,
+            "cpu_ms": cpu_s * 1e3, "e2e_ms": (npu52 + cpu_s) * 1e3, "metric_int8": et["metric_int8"]}
     else:
         et["error"] = result["error"]
     row["executorch"] = et
@@ -420,8 +451,8 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
 
 # ---- report ---------------------------------------------------------------------------------------------------
 
-SIDES = (("edgenas", "edgenas export"), ("edgenas_vela51", "edgenas file, ExecuTorch's Vela"),
-         ("executorch", "ExecuTorch Arm backend"))
+SIDES = (("edgenas", "edgenas export"), ("executorch_vela52", "ExecuTorch's partitions (TOSA), edgenas's Vela"),
+         ("edgenas_vela51", "edgenas's file, ExecuTorch's Vela"), ("executorch", "ExecuTorch Arm backend"))
 
 
 def _f(v: Any, fmt: str) -> str:
