@@ -43,6 +43,8 @@ The JSON (`SCHEMA`; null wherever a figure is undefined or not finite):
   ranking [the cheap estimates by tau, best first], bootstrap {resamples, confidence, seed, method},
   rows [{genotype, arch_id, group, a, b, short (the metric), a_seconds, ..., proxies {name: score},
   proxy_seconds, proxy_cpu_seconds, complete}], failed [units whose worker died].
+`summarise(extra=...)` adds other estimates (bench-supernet's supernet rows) to `estimates` and `ranking`, with
+the same resamples, and their scores to each row's `extra`.
 Only the genotypes with every unit done (`complete`) enter the statistics. Seconds are wall seconds of the
 training (Trainer) or of each proxy; cpu_seconds the process's CPU time (one torch thread), steadier on a
 shared machine.

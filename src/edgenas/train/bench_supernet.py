@@ -258,6 +258,8 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
         _prepare_folder(s, st, folder, space.space_key)
     say(f"reference: {reference_out}")
     ref = bp.run_bench(s.reference, genotypes, reference_out, jobs=jobs, resamples=resamples, train=train)
+    say(f"reference: {ref.done_before} bench-proxies runs were kept, {ref.done_now} trained now "
+        f"({reference_out})")
     texts = tuple(str(g) for g in genotypes)
     todo = [st for st in s.strategies if not _all_scored(folders[st], genotypes)]
     failed: list[str] = []

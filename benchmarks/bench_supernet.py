@@ -1,0 +1,118 @@
+"""Does the weight-sharing supernet rank networks like stand-alone training (issue 11 item 4)?
+`edgenas bench-supernet` on digits-hard (smoke) or on the flow space and digits-hard (full), printed as
+markdown blocks for benchmarks/RESULTS.md.
+
+  python benchmarks/bench_supernet.py smoke [--jobs 2]   # make bench: minutes on 2 cores (digits-hard)
+  python benchmarks/bench_supernet.py full  [--jobs 2]   # the committed lists; resumes when run again
+
+Outputs go to runs/bench_supernet/<task>-<preset>.json with the supernets and their scores beside it
+(<task>-<preset>.runs/). The reference is bench-proxies' run folder of the same task and preset,
+runs/bench_proxies/<task>-<preset>.runs (`python benchmarks/bench_proxies.py`): its finished runs are read,
+and what is missing is trained into it by bench-proxies' own code. `smoke` starts its supernets afresh each
+time (and reuses the reference of a bench_proxies.py smoke run just before it, as `make bench` runs them, when
+it has the same settings); `full` resumes. --out-dir / --reference-dir put both elsewhere (e.g. /tmp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from machine import describe
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+TASKS = {"flow": (BENCH / "flow_space.yaml", BENCH / "genotypes" / "flow.txt"),
+         "digits": (BENCH / "digits_space.yaml", BENCH / "genotypes" / "digits.txt")}
+PRESET_TASKS = {"smoke": ["digits"], "full": ["flow", "digits"]}
+SMOKE_GENOTYPES = 8  # as bench_proxies.py smoke, so its reference is reused when it ran just before
+
+
+def _edgenas() -> str:
+    exe = Path(sys.executable).with_name("edgenas")
+    return str(exe) if exe.exists() else "edgenas"
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"### bench-supernet, preset {preset} ({datetime.date.today()})\n")
+    print(f"Machine: {describe()}.\n")
+    for name in tasks:
+        cfg, lst = TASKS[name]
+        out = out_dir / f"{name}-{preset}.json"
+        ref = ref_dir / f"{name}-{preset}.json"
+        if preset == "smoke":  # the supernets measured afresh each time (`full` resumes instead)
+            shutil.rmtree(out.with_suffix(".runs"), ignore_errors=True)
+            out.unlink(missing_ok=True)
+        genotypes = str(SMOKE_GENOTYPES) if preset == "smoke" else _rel(lst)
+        cmd = [_edgenas(), "bench-supernet", _rel(cfg), "--genotypes", genotypes, "--preset", preset,
+               "--jobs", str(jobs), "--reference", _rel(ref), "--out", _rel(out)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        minutes = (time.perf_counter() - t0) / 60
+        if proc.returncode != 0:
+            print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(proc.returncode)
+        print_block(json.loads(out.read_text()), " ".join(["edgenas", *cmd[1:]]), minutes, proc.stderr)
+
+
+def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") -> None:
+    from edgenas.train.bench_proxies import markdown_table
+    from edgenas.train.bench_supernet import headline
+
+    st, sn = s["settings"], s["supernet_settings"]
+    n = s["genotypes"]
+    took = f"; {minutes:.1f} min wall" if minutes is not None else ""
+    print(f"#### {s['space']} ({s['task']['name']}, {s['primary']}, "
+          f"{'higher' if s['higher_is_better'] else 'lower'} is better)\n")
+    print(f"Command: `{cmd}`{took}. {n['complete']} of {n['listed']} genotypes complete. Reference "
+          f"({s['reference_file']}): {n['runs_done']} of {n['runs_total']} bench-proxies runs kept. Resolution "
+          f"{st['resolution']}, {st['task'].get('train_samples', '?')} training samples, reference "
+          f"{st['recipe']['epochs']} epochs (batch {st['recipe']['batch_size']}, {st['recipe']['optimizer']} lr "
+          f"{st['recipe']['lr']}, {st['recipe']['scheduler']}), short training {st['short_epochs']} epoch(s). "
+          f"Supernets: seed {sn['seed']}, epochs {sn['epochs']} ({sn['budget_rule']}), section {sn['section']}.\n")
+    for strategy, info in s["supernet"].items():
+        if info.get("status") == "not trained":
+            print(f"- {strategy}: not trained")
+            continue
+        print(f"- {strategy}: training {info['train_seconds']:.0f} s wall, data preparation "
+              f"{info['setup_seconds']:.1f} s, BatchNorm recalibration {info['recalibration_seconds']:.1f} s and "
+              f"scoring {info['scoring_seconds']:.1f} s for {info['genotypes_scored']} genotypes: "
+              f"{info['seconds_total']:.0f} s in all ({info['cpu_seconds_total'] or float('nan'):.0f} CPU s); "
+              f"largest `{info['largest']}`, smallest `{info['smallest']}`")
+    reused = [line for line in log.splitlines() if "runs were kept" in line]
+    if reused:
+        print(f"- {reused[0].strip()}")
+    print()
+    if s.get("estimates"):
+        print(markdown_table(s))
+        print(f"\n{headline(s)}.\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", nargs="?", default="smoke", choices=("smoke", "full"))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--task", action="append", choices=tuple(TASKS), help="one task only (repeatable)")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_supernet")
+    ap.add_argument("--reference-dir", type=Path, default=ROOT / "runs" / "bench_proxies",
+                    help="where bench_proxies.py keeps <task>-<preset>.json and its runs")
+    a = ap.parse_args()
+    run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve())
+
+
+if __name__ == "__main__":
+    main()

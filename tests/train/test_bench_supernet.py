@@ -1,0 +1,225 @@
+"""bench-supernet: the supernet rows' correlations against scipy on the same vectors, a supernet set against a
+reference fabricated from its own ranking (tau +1, bench-proxies' folder read and never retrained), resume
+after an interruption (finished work kept, the same figures), and bad input as one line with exit code 2.
+The reference runs are planted in bench-proxies' record format, so no stand-alone training runs here; the
+supernets are real (tiny digits-hard at 16x16, a few steps). No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from scipy.stats import kendalltau, spearmanr
+
+from edgenas.space.space import load_space
+from edgenas.train import bench_proxies as bp
+from edgenas.train import bench_supernet as bs
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = """name: tiny_digits
+network: stages
+input_channels: 1
+resolutions: [16x16]
+widths: {stem: 4, stages: 2, units_per_stage: 1, classes: 10}
+choices:
+  stage0_block: [conv3x3, dsconv3x3, resnet]
+  stage1_block: [conv3x3, dsconv3x3]
+hardware: [ethos-u55-128]
+task: {type: digits-hard, train_samples: 48, val_samples: 32}
+train: {epochs: 2, batch_size: 16}
+supernet: {bn_samples: 32, bn_batch_size: 16}
+"""
+PROXIES = (*bp.PROXY_NAMES, *bp.BASELINE_NAMES)
+
+
+def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """`edgenas ARGS` in this process, as the installed command runs it (errors: one line, exit 2)."""
+    import contextlib
+    import io
+    import signal
+
+    from edgenas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_argv, old_term = os.getcwd(), sys.argv, signal.getsignal(signal.SIGTERM)
+    os.environ["EDGENAS_DATA_CACHE"] = str(cwd / "cache")
+    code = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = ["edgenas", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+        signal.signal(signal.SIGTERM, old_term)
+    return code, out.getvalue(), err.getvalue()
+
+
+def plant_reference(settings: bp.BenchSettings, genotypes, runs: Path, metric: dict[str, float]) -> None:
+    """bench-proxies' records of every unit, as its workers write them: seed A = `metric`, seed B and short
+    training a fixed perturbation of it, proxies arbitrary."""
+    runs.mkdir(parents=True, exist_ok=True)
+    for i, it in enumerate(bp.plan(settings, genotypes)):
+        m = metric[it.arch_id]
+        if it.kind == "proxy":
+            body = {"scores": {p: float((i * 7 + k) % 5) for k, p in enumerate(PROXIES)},
+                    "seconds": {p: 0.01 for p in PROXIES}, "cpu": {p: 0.01 for p in PROXIES}}
+        else:
+            shift = 0.0 if it.seed == settings.seeds["a"] else (1.0 if it.kind == "ref" else -1.0) * (i % 3)
+            body = {"metric": m + shift, "seconds": 1.0, "cpu_seconds": 1.0}
+        (runs / f"{it.key}.json").write_text(json.dumps({"status": "done", "planted": True, **body}))
+
+
+def plant_supernet(folder: Path, scores: dict[str, float], seconds: float = 10.0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.json").write_text(json.dumps({"status": "done", "seconds": seconds, "cpu_seconds": seconds,
+                                                   "epochs": 3}))
+    (folder / "scores.json").write_text(json.dumps({
+        "setup_seconds": 1.0, "setup_cpu_seconds": 1.0,
+        "scores": {a: {"metric": v, "recalibration_seconds": 0.5, "score_seconds": 0.25, "cpu_seconds": 0.75}
+                   for a, v in scores.items()}}))
+
+
+# ---- statistics on planted records (no training) ---------------------------------------------------------
+
+
+def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) -> None:
+    """On the flow space (EPE, lower is better): the supernet rows' tau and rho are scipy's on the same
+    vectors (-EPE of seed A, -supernet EPE), within-backbone figures are present, the cost is training +
+    preparation + recalibration + scoring of every genotype."""
+    cfg = str(ROOT / "benchmarks" / "flow_space.yaml")
+    space = load_space(cfg)
+    gs = bp.read_genotypes(space, "10", sample_seed=3)
+    s = bs.make_settings(cfg, len(gs), preset="smoke")
+    rng = __import__("random").Random(5)
+    ref = {g.arch_id: 1.0 + rng.random() for g in gs}
+    plant_reference(s.reference, gs, tmp_path / "ref.runs", ref)
+    est = {"spos": {a: v + rng.gauss(0, 0.3) for a, v in ref.items()},
+           "sandwich": {a: rng.random() for a in ref}}
+    for st, sc in est.items():
+        plant_supernet(tmp_path / "out.runs" / st, sc)
+    summary = bs.summarise(s, space, gs, tmp_path / "out.json", tmp_path / "ref.json", resamples=50)
+    a = [-ref[g.arch_id] for g in gs]
+    for st, sc in est.items():
+        e = summary["estimates"][f"supernet_{st}"]
+        x = [-sc[g.arch_id] for g in gs]
+        assert e["tau"] == pytest.approx(kendalltau(x, a).statistic, abs=1e-12)
+        assert e["spearman"] == pytest.approx(spearmanr(x, a).statistic, abs=1e-12)
+        assert e["tau_ci"][0] <= e["tau_ci"][1] and e["spearman_ci"][0] <= e["spearman_ci"][1]
+        assert "within" in e and e["top_k"]["k"] == 5
+        assert e["seconds_total"] == pytest.approx(10.0 + 1.0 + len(gs) * 0.75)
+        assert e["cpu_seconds_total"] == pytest.approx(10.0 + 1.0 + len(gs) * 0.75)
+    # the other rows are still bench-proxies' own, against the same seed A
+    assert summary["estimates"]["seed_b"]["tau"] is not None and summary["ceiling"] is not None
+    assert summary["schema"] == bs.SCHEMA and summary["status"] == "complete"
+    assert summary["genotypes"]["complete"] == len(gs)
+    table = bp.markdown_table(summary)
+    assert "supernet, SPOS (3 ep)" in table and "supernet, sandwich (3 ep)" in table and "seed B" in table
+
+
+def test_budget_is_short_training_of_the_list() -> None:
+    cfg = str(ROOT / "benchmarks" / "flow_space.yaml")
+    s = bs.make_settings(cfg, 68, preset="full")
+    assert s.reference.short_epochs == 1
+    assert s.epochs == {"spos": 68, "sandwich": math.ceil(68 / 4)}  # sandwich: largest + smallest + 2 random
+    assert s.recipe["seed"] == s.reference.recipe["seed"] + 4
+    assert s.recipe["seed"] not in s.reference.seeds.values()
+
+
+# ---- real supernets ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A folder with the tiny config and one finished run (`a.json`, both strategies) on a planted reference."""
+    d = tmp_path_factory.mktemp("bsn")
+    (d / "cfg.yaml").write_text(TINY)
+    space = load_space(d / "cfg.yaml")
+    gs = bp.read_genotypes(space, "6")
+    s = bs.make_settings(str(d / "cfg.yaml"), len(gs))
+    plant_reference(s.reference, gs, d / "ref.runs", {g.arch_id: 10.0 * i for i, g in enumerate(gs)})
+    code, _, err = cli(*_args("a.json", "ref.json"), cwd=d)
+    assert code == 0, err
+    return d
+
+
+def _args(out: str, ref: str, *extra: str) -> list[str]:
+    return ["bench-supernet", "cfg.yaml", "--genotypes", "6", "--out", out, "--reference", ref, "--resamples", "30",
+            "--no-progress", *extra]
+
+
+def test_tau_one_against_its_own_ranking_and_reference_never_retrained(work: Path) -> None:
+    """The fixture's run had a planted reference (nothing trained for it) and trained both supernets. Then
+    seed A is replaced by the SPOS supernet's own figures (a known ranking, in bench-proxies' format): the
+    same command trains nothing and reports tau = +1 for that strategy."""
+    space = load_space(work / "cfg.yaml")
+    gs = bp.read_genotypes(space, "6")
+    s = bs.make_settings(str(work / "cfg.yaml"), len(gs))
+    spos = json.loads((work / "a.runs" / "spos" / "scores.json").read_text())["scores"]
+    assert set(spos) == {g.arch_id for g in gs}
+    for it in bp.plan(s.reference, gs):  # bench-proxies' records read, not rewritten
+        assert json.loads((work / "ref.runs" / f"{it.key}.json").read_text())["planted"] is True
+    # seed A := the SPOS supernet's own top-1 figures (tau-b of a vector with itself is 1, ties or not)
+    own = {g.arch_id: spos[g.arch_id]["metric"] for g in gs}
+    assert len(set(own.values())) > 1, "the tiny supernet scored every genotype the same: nothing to rank"
+    plant_reference(s.reference, gs, work / "ref.runs", own)
+    mtimes = {p: p.stat().st_mtime_ns for p in (work / "a.runs").rglob("*") if p.is_file()}
+    code, out, err = cli(*_args("a.json", "ref.json"), cwd=work)
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing trained or scored again
+    summary = json.loads((work / "a.json").read_text())
+    e = summary["estimates"]["supernet_spos"]
+    assert e["tau"] == pytest.approx(1.0) and e["spearman"] == pytest.approx(1.0)
+    assert e["top_k"]["best_in_top_k"] == pytest.approx(1.0)
+    assert summary["supernet"]["spos"]["status"] == "complete" and summary["genotypes"]["complete"] == 6
+    assert "supernet, SPOS" in out and "supernet, sandwich" in out
+
+
+def test_resume_after_interruption_keeps_finished_work(work: Path) -> None:
+    """The same run as the fixture's (SPOS), interrupted twice over: once after the supernet's last
+    checkpoint but before its record (train.json missing: resumed, no step more), once halfway through
+    scoring (scores.json holding half the list). The same command finishes it: the kept scores are untouched
+    and every score equals the uninterrupted run's."""
+    whole = json.loads((work / "a.runs" / "spos" / "scores.json").read_text())["scores"]
+    code, _, err = cli(*_args("cut.json", "ref.json", "--strategies", "spos"), cwd=work)
+    assert code == 0, err
+    folder = work / "cut.runs" / "spos"
+    (folder / "train.json").unlink()
+    kept = json.loads((folder / "scores.json").read_text())
+    half = dict(list(kept["scores"].items())[:3])
+    kept["scores"] = {a: {**r, "marker": 1} for a, r in half.items()}
+    (folder / "scores.json").write_text(json.dumps(kept))
+    code, _, err = cli(*_args("cut.json", "ref.json", "--strategies", "spos"), cwd=work)
+    assert code == 0, err
+    again = json.loads((folder / "scores.json").read_text())["scores"]
+    assert all(again[a].get("marker") == 1 for a in half)  # kept, not rescored
+    assert sum(1 for r in again.values() if "marker" not in r) == 3
+    assert {a: r["metric"] for a, r in again.items()} == {a: r["metric"] for a, r in whole.items()}
+    assert json.loads((folder / "train.json").read_text())["resumed"] is True
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (("--preset", "huge"), "unknown preset 'huge'"),
+    (("--strategies", "spos,fairnas"), "unknown strategy 'fairnas'; allowed: spos, sandwich"),
+    (("--supernet-epochs", "0"), "--supernet-epochs"),
+])
+def test_bad_options_exit_2_with_one_line(work: Path, extra: tuple[str, ...], needle: str) -> None:
+    code, _, err = cli(*_args("bad.json", "badref.json", *extra), cwd=work)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (work / "bad.json").exists() and not (work / "bad.runs").exists()
+
+
+def test_genotype_list_outside_the_space_exits_2(work: Path) -> None:
+    (work / "list.txt").write_text("stage0_block=conv3x3,stage1_block=conv3x3\nstage0_block=vgg\n")
+    code, _, err = cli("bench-supernet", "cfg.yaml", "--genotypes", "list.txt", "--out", "bad.json",
+                       "--no-progress", cwd=work)
+    assert code == 2 and "list.txt" in err and "line 2" in err and len(err.strip().splitlines()) == 1, err
+    assert not (work / "bad.json").exists() and not (work / "bad.runs").exists()
