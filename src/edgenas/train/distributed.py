@@ -23,7 +23,7 @@ The choices, and why:
   walks the autograd graph every step to find the many store slots a sub-network leaves out. Every rank
   samples the same sub-networks (per-step generators seeded by (seed, step)), so the same tensors have
   gradients on every rank and the flattened buffers line up.
-- BatchNorm running statistics are rank 0's (as DDP's `broadcast_buffers`), copied to every rank before
+- BatchNorm running statistics are rank 0's (DDP's forward buffer sync is off), copied to every rank before
   each validation; checkpoints hold rank 0's state, which every rank loads on resume.
 - Validation: every rank scores its share of the validation set and the metric sums are gathered and added
   in rank order, so every rank gets the same figures (early stopping decides alike) over the whole set.
@@ -94,7 +94,7 @@ class Dist:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)  # synced before validation
 
     def average_gradients(self, module: nn.Module, weight: float = 1.0) -> None:
         """Each gradient <- the mean over ranks of weight * gradient (tensors without a gradient skipped:
