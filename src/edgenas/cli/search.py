@@ -96,6 +96,7 @@ def _fmt(v: Any) -> str:
 
 def _front_report(study: Any, storage_url: str, out_csv: Optional[Path]) -> None:
     from edgenas.search.storage import redact
+    from edgenas.analysis.marks import dominated_by, is_recommended
     from edgenas.search.study import pareto_front, study_objectives, trial_rows
 
     objectives = study_objectives(study)
@@ -103,28 +104,58 @@ def _front_report(study: Any, storage_url: str, out_csv: Optional[Path]) -> None
     front = pareto_front(rows, objectives)
     choice_names = list(front[0].genotype) if front else (list(rows[0].genotype) if rows else [])
     obj_names = [o.metric for o in objectives]
+    rec = _recommended(study)  # the config's report.recommended: those designs are marked
     t = Table(title=f"Pareto front of study {study.study_name}: {len(front)} of {len({r.arch_id for r in rows})} "
                     "architectures")
     for c in ("trial", "arch_id", *choice_names):
         t.add_column(c, overflow="fold")
     for o in objectives:
         t.add_column(f"{o.metric} ({'max' if o.direction == 'max' else 'min'})", justify="right")
+    if rec:
+        t.add_column("recommended")
     for r in front:
         t.add_row(str(r.number), r.arch_id, *(str(r.genotype.get(c, "")) for c in choice_names),
-                  *(_fmt(v) for v in r.values))
+                  *(_fmt(v) for v in r.values), *(("*" if is_recommended(r.genotype, rec) else "",) if rec else ()))
     out.print(t)
     feasible = sum(r.feasible for r in rows)
     out.print(f"{len(rows)} trials complete ({feasible} feasible, {len(rows) - feasible} infeasible); "
               f"study {study.study_name!r} in {redact(storage_url)}")
+    if rec:
+        picks = [r for r in rows if is_recommended(r.genotype, rec)]
+        text = "; ".join(f"{k} {'/'.join(vs)}" for k, vs in rec.items())
+        on_front = sum(1 for r in front if is_recommended(r.genotype, rec))
+        out.print(f"* recommended (report.recommended: {text}): {on_front} on the front; {len(picks)} evaluated in "
+                  f"this study, {sum(r.feasible for r in picks)} of them within the limits")
+        off = [(r, by) for r, by in dominated_by(picks, front, [o.direction for o in objectives]) if by is not None]
+        for r, by in off[:10]:
+            out.print(f"  recommended trial {r.number} ({', '.join(f'{k}={v}' for k, v in r.genotype.items())}: "
+                      f"{', '.join(f'{o.metric} {_fmt(v)}' for o, v in zip(objectives, r.values))}) is dominated by "
+                      f"front trial {by.number}")
     if out_csv is not None:
         from edgenas.sweep.rows import write_csv_atomic
 
         metric_names = sorted({k for r in front for k in r.metrics if k not in obj_names})
-        cols = ["trial", "arch_id", *choice_names, *obj_names, *metric_names]
+        marks = ["recommended"] if rec else []
+        cols = ["trial", "arch_id", *choice_names, *obj_names, *marks, *metric_names]
         write_csv_atomic(out_csv, cols, (
             {"trial": r.number, "arch_id": r.arch_id, **r.genotype, **dict(zip(obj_names, r.values)),
+             **({"recommended": is_recommended(r.genotype, rec)} if rec else {}),
              **{k: r.metrics.get(k, "") for k in metric_names}} for r in front))
         out.print(f"front written to {out_csv}")
+
+
+def _recommended(study: Any) -> dict[str, tuple[str, ...]]:
+    import yaml
+
+    from edgenas.analysis.marks import recommended_from_config
+
+    from edgenas.search.study import CONFIG_ATTR
+
+    try:
+        cfg = yaml.safe_load(study.user_attrs.get(CONFIG_ATTR) or "") or {}
+    except yaml.YAMLError:
+        return {}
+    return recommended_from_config(cfg if isinstance(cfg, dict) else {})
 
 
 def search(

@@ -58,7 +58,7 @@ def _finite(v: Any) -> Any:
     return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
-KNOWN_LIMIT = 5000  # candidates: a space up to this size gets every cheap figure before any expensive one
+KNOWN_LIMIT = 10_000  # candidates: a space up to this size gets every cheap figure before any expensive one
 
 
 def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Mapping[str, Any]], StageResult], *,
