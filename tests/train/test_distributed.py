@@ -50,6 +50,22 @@ def test_shares_are_disjoint_cover_the_batch_and_weigh_its_mean(world) -> None:
                 assert n < world and p == idx[:1]
 
 
+def test_more_processes_than_gpus_is_one_clear_line(monkeypatch) -> None:
+    from edgenas.errors import ConfigError
+    from edgenas.train import distributed
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with one GPU, as torch sees it
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(distributed, "_current", None)
+    with pytest.raises(ConfigError, match="no GPU of its own .1 GPU.s. here.*--nproc_per_node") as e:
+        distributed.current()
+    assert "\n" not in str(e.value)
+    assert distributed._current is None  # nothing was set up
+
+
 # ---- the workers' script ----------------------------------------------------------------------------------
 def _worker(out: Path, cfg: str) -> None:
     import torch.distributed as td

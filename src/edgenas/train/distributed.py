@@ -43,6 +43,8 @@ from typing import Iterable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from edgenas.errors import ConfigError
+
 
 def share(idx: Sequence[int], rank: int, world: int) -> tuple[list[int], float]:
     """Rank `rank`'s part of one global batch and the weight of its loss (n_r * W / n): every W-th sample
@@ -156,6 +158,11 @@ def _setup() -> Dist:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = "cpu"
     if torch.cuda.is_available():
+        gpus = torch.cuda.device_count()
+        if local >= gpus:  # NCCL cannot put two ranks on one GPU
+            raise ConfigError(f"process {local} of this machine has no GPU of its own ({gpus} GPU(s) here): start at "
+                              "most one process per GPU (--nproc_per_node), or hide the GPUs (CUDA_VISIBLE_DEVICES=) "
+                              "to train on the CPU with gloo", field="torchrun")
         torch.cuda.set_device(local)  # before NCCL starts: one GPU per process
         device = f"cuda:{local}"
     if not td.is_initialized():
