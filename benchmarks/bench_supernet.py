@@ -4,6 +4,7 @@ markdown blocks for benchmarks/RESULTS.md.
 
   python benchmarks/bench_supernet.py smoke [--jobs 2]   # make bench: minutes on 2 cores (digits-hard)
   python benchmarks/bench_supernet.py full  [--jobs 2]   # the committed lists; resumes when run again
+  python benchmarks/bench_supernet.py pilot [--task flow] # CPU cost of the full preset's supernets, measured
 
 Outputs go to runs/bench_supernet/<task>-<preset>.json with the supernets and their scores beside it
 (<task>-<preset>.runs/). The reference is bench-proxies' run folder of the same task and preset,
@@ -11,6 +12,11 @@ runs/bench_proxies/<task>-<preset>.runs (`python benchmarks/bench_proxies.py`): 
 and what is missing is trained into it by bench-proxies' own code. `smoke` starts its supernets afresh each
 time (and reuses the reference of a bench_proxies.py smoke run just before it, as `make bench` runs them, when
 it has the same settings); `full` resumes. --out-dir / --reference-dir put both elsewhere (e.g. /tmp).
+
+`pilot` times, at the `full` settings with one torch thread, training steps of each strategy's supernet
+through the stand-alone Trainer's own step (after one warm-up step; the sampled sub-networks are the run's
+first ones) and the scoring of a few listed genotypes (BatchNorm recalibration + validation), then prints
+the arithmetic of the whole `full` supernet cost. CPU seconds (process time), as bench_proxies.py's pilot.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import datetime
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -102,15 +109,93 @@ def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") 
         print(f"\n{headline(s)}.\n")
 
 
+def _pilot_strategy(s, strategy: str, tmp: Path, listed: list, steps: int, scored: int) -> tuple[float, float, int]:
+    """(CPU s per training step, CPU s per scored genotype, steps per epoch) of one strategy at `s`."""
+    import torch
+
+    from edgenas.space.space import load_space
+    from edgenas.train.bench_supernet import _prepare_folder
+    from edgenas.train.supernet.evaluate import SubnetEvaluator
+    from edgenas.train.supernet.run import LoadedSupernet, _step_fn, make_setup, prepare_supernet
+    from edgenas.train.supernet.supernet import Supernet
+    from edgenas.train.supernet.updates import KeepUnused
+    from edgenas.train.trainer import Trainer, batches, epoch_order
+
+    folder = tmp / strategy
+    _prepare_folder(s, strategy, folder, load_space(s.reference.config).space_key)
+    setup = make_setup(str(folder / "config.yaml"))
+    prep = prepare_supernet(setup, folder / "supernet")
+    torch.manual_seed(setup.recipe.seed)
+    data = setup.task.data(setup.resolution, seed=setup.recipe.seed)
+    net = Supernet(setup.space, prep.store, prep.extremes.largest)
+    tr = Trainer(net, setup.task, data, setup.recipe, folder / "supernet", identity=prep.identity,
+                 device=torch.device("cpu"))
+    keep = KeepUnused(prep.store, tr.opt)
+    tr.step_fn = _step_fn(setup, net, prep.extremes, keep)
+    per_step = []
+    order = epoch_order(len(data.train), setup.recipe.seed, 0)
+    for b, (_, batch) in enumerate(batches(data.train, order, setup.recipe.batch_size)):
+        if b > steps:
+            break
+        c0 = time.process_time()
+        tr._step(b, batch)
+        if b:
+            per_step.append(time.process_time() - c0)
+    loaded = LoadedSupernet(setup, net, prep.extremes, {}, folder / "supernet")
+    ev = SubnetEvaluator(loaded, setup.resolution, setup.recipe.batch_size)
+    per_g = []
+    for g in listed[:: max(1, len(listed) // scored)][:scored]:
+        c0 = time.process_time()
+        ev.score(g)
+        per_g.append(time.process_time() - c0)
+    steps_per_epoch = -(-len(data.train) // setup.recipe.batch_size)
+    return statistics.mean(per_step), statistics.mean(per_g), steps_per_epoch
+
+
+def pilot(tasks: list[str], steps: int, scored: int) -> None:
+    import tempfile
+
+    import torch
+
+    from edgenas.space.space import load_space
+    from edgenas.train.bench_proxies import read_genotypes
+    from edgenas.train.bench_supernet import make_settings
+
+    torch.set_num_threads(1)
+    print(f"### bench-supernet pilot: the cost of the `full` preset's supernets ({datetime.date.today()})\n")
+    print(f"Command: `python benchmarks/bench_supernet.py pilot --steps {steps} --scored {scored}`; machine: "
+          f"{describe()}; one torch thread; CPU seconds (process time).\n")
+    for name in tasks:
+        cfg, lst = TASKS[name]
+        listed = read_genotypes(load_space(cfg), str(lst))
+        s = make_settings(str(cfg), len(listed), preset="full")
+        print(f"#### {cfg.name}: {len(listed)} genotypes, {s.reference.resolution[0]}x{s.reference.resolution[1]}, "
+              f"batch {s.reference.recipe['batch_size']}, epochs {s.epochs}\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            for st in s.strategies:
+                step, per_g, spe = _pilot_strategy(s, st, Path(tmp), listed, steps, scored)
+                train = step * spe * s.epochs[st]
+                total = train + per_g * len(listed)
+                print(f"- {st}: {step:.3f} CPU s per step (mean of {steps}), {spe} steps per epoch x "
+                      f"{s.epochs[st]} epochs = {train / 3600:.2f} CPU h of training; scoring {per_g:.2f} CPU s "
+                      f"per genotype (mean of {scored}) x {len(listed)}; **{total / 3600:.2f} CPU hours** in all")
+        print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", nargs="?", default="smoke", choices=("smoke", "full"))
+    ap.add_argument("mode", nargs="?", default="smoke", choices=("smoke", "full", "pilot"))
+    ap.add_argument("--steps", type=int, default=8, help="pilot: timed training steps per strategy")
+    ap.add_argument("--scored", type=int, default=3, help="pilot: genotypes scored per strategy")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--task", action="append", choices=tuple(TASKS), help="one task only (repeatable)")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_supernet")
     ap.add_argument("--reference-dir", type=Path, default=ROOT / "runs" / "bench_proxies",
                     help="where bench_proxies.py keeps <task>-<preset>.json and its runs")
     a = ap.parse_args()
+    if a.mode == "pilot":
+        pilot(a.task or PRESET_TASKS["full"], a.steps, a.scored)
+        return
     run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve())
 
 
