@@ -187,17 +187,20 @@ def inputs_and_targets(ds) -> tuple[np.ndarray, Any]:
 
 # ---- edgenas ------------------------------------------------------------------------------------------------
 
-def edgenas_side(net: Network, ckpt: Path, profile, cache: Path) -> dict[str, Any]:
-    """`edgenas export`'s build (allowing CPU ops, so a refusal is a finding rather than a stop), cached."""
+def edgenas_side(net: Network, ckpt: Path, profile, cache: Path, observer: str = "minmax") -> dict[str, Any]:
+    """`edgenas export`'s build (allowing CPU ops, so a refusal is a finding rather than a stop), cached; the
+    summary's `_dir` names its folder under CACHE/edgenas."""
     from edgenas.errors import EdgeNasError
     from edgenas.export.deploy import ExportRequest, build_export, sha256_file, write_export
 
-    out = cache / "edgenas" / f"{net.key}-{sha256_file(ckpt)[:12]}-{net.resolution or 'train'}"
+    name = f"{net.key}-{sha256_file(ckpt)[:12]}-{net.resolution or 'train'}"
+    name += "" if observer == "minmax" else f"-{observer}"
+    out = cache / "edgenas" / name
     if (out / "summary.json").exists():
-        return json.loads((out / "summary.json").read_text())
-    log(f"edgenas export {net.key}")
+        return {**json.loads((out / "summary.json").read_text()), "_dir": name}
+    log(f"edgenas export {net.key}" + ("" if observer == "minmax" else f" --observer {observer}"))
     req = ExportRequest(str(export_config(net, cache)), net.genotype, ckpt, profile, out, net.resolution,
-                        CALIBRATION_SAMPLES, allow_cpu_ops=True)
+                        CALIBRATION_SAMPLES, allow_cpu_ops=True, observer=observer)
     try:
         files, summary = build_export(req)
     except EdgeNasError as e:
@@ -207,7 +210,7 @@ def edgenas_side(net: Network, ckpt: Path, profile, cache: Path) -> dict[str, An
 
         shutil.rmtree(out)
     write_export(out, files, summary)
-    return summary
+    return {**summary, "_dir": name}
 
 
 def vela_cli(et_py: Path, model: Path, profile, out_dir: Path) -> dict[str, Any]:
@@ -360,7 +363,9 @@ def edgenas_cpu_seconds(summary: dict[str, Any], net: Network, ckpt: Path, profi
     return cpu_part_seconds(c.graph(res), m, profile) or 0.0
 
 
-def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None = None) -> dict[str, Any]:
+def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None = None,
+            histogram: bool = False) -> dict[str, Any]:
+    """Every side's figures for one network; `histogram`: also edgenas with ExecuTorch's activation observer."""
     from edgenas.export.deploy import sha256_file
     from edgenas.train.run import make_candidate
 
@@ -378,7 +383,6 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
     if "refused" in summary:
         row["edgenas"] = {"status": "refused", "error": summary["refused"]}
     else:
-        summary["_dir"] = f"{net.key}-{summary['checkpoint_sha256'][:12]}-{net.resolution or 'train'}"
         cpu_s = edgenas_cpu_seconds(summary, net, ckpt, profile, cache)
         f = summary["compiler_figures"]
         row["resolution"] = summary["resolution"]
@@ -392,6 +396,15 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
             "metric_samples": summary["metric_data"]["samples"], "calibration": summary["calibration"],
             "export_accepts": summary["cpu_op_count"] == 0 and summary["sram_kib"] <= profile.sram_kib,
         }
+        if histogram:  # the observer ExecuTorch's quantizer uses: separates observer from arithmetic
+            h = edgenas_side(net, ckpt, profile, cache, "histogram")
+            row["edgenas_histogram"] = {**row["edgenas"], "status": "ok", "compiler": h["compiler"],
+                                        "cycles_npu": h["compiler_figures"]["cycles_npu"],
+                                        "cycles_total": h["compiler_figures"]["cycles_total"],
+                                        "sram_kib": h["sram_kib"], "offchip_flash_kib": h["offchip_flash_kib"],
+                                        "npu_ms": h["inference_ms"],
+                                        "e2e_ms": h["inference_ms"] + cpu_s * 1e3, "metric_int8": h["metric_int8"],
+                                        "calibration": h["calibration"]}
         v51 = vela_cli(et_py, cache / "edgenas" / summary["_dir"] / "model_int8.tflite", profile,
                        cache / "edgenas_vela51" / summary["_dir"])
         if v51["status"] == "ok":
@@ -451,7 +464,8 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
 
 # ---- report ---------------------------------------------------------------------------------------------------
 
-SIDES = (("edgenas", "edgenas export"), ("executorch_vela52", "ExecuTorch's partitions (TOSA), edgenas's Vela"),
+SIDES = (("edgenas", "edgenas export"), ("edgenas_histogram", "edgenas export --observer histogram"),
+         ("executorch_vela52", "ExecuTorch's partitions (TOSA), edgenas's Vela"),
          ("edgenas_vela51", "edgenas's file, ExecuTorch's Vela"), ("executorch", "ExecuTorch Arm backend"))
 
 
@@ -511,7 +525,8 @@ def main() -> None:
     profile = load_profile(PROFILE)
     et_py = ensure_venv(a.cache)
     rows = [measure(NETWORKS[k], profile, a.cache, et_py,
-                    SMOKE_FLOW_EPOCHS if a.preset == "smoke" and k.startswith("flow") else None) for k in keys]
+                    SMOKE_FLOW_EPOCHS if a.preset == "smoke" and k.startswith("flow") else None,
+                    histogram=a.preset == "full") for k in keys]
     doc = {"date": datetime.date.today().isoformat(), "machine": describe(), "preset": a.preset,
            "command": " ".join(["python", "benchmarks/bench_export.py", *sys.argv[1:]]), "profile": profile.to_dict(),
            "flow_resolution": FLOW_RESOLUTION, "rows": rows}
