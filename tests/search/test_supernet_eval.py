@@ -108,6 +108,21 @@ def test_scores_are_evaluate_subnets_scores(trained: Path) -> None:
     ref2 = evaluate_subnets(loaded, [str(g) for g in gs])
     assert [other.evaluator.evaluate(g)["epe"] for g in gs] == [r.metrics["epe"] for r in ref2]
     assert ref2[0].metrics["epe"] != ref[0].metrics["epe"]
+    # val_samples: the pixel-weighted EPE of the first N validation samples, from the library's collated set
+    (trained / "val3.yaml").write_text(text.replace("bn_samples: 8, seed: 5}", "val_samples: 3}"))
+    three = _stage(prepare_from_file(trained / "val3.yaml")).evaluator
+    from edgenas.train.supernet.evaluate import SubnetEvaluator
+    from edgenas.train.tasks.flow import flow_metric_sums
+
+    full = SubnetEvaluator(load_supernet(trained / "sn"))
+    xs = [torch.cat([b[0][i] for b in full.val_batches])[:3] for i in range(len(full.val_batches[0][0]))]
+    target = torch.cat([b[1] for b in full.val_batches])[:3]
+    for g in gs[:2]:
+        module, _ = full.module(g)
+        with torch.no_grad():
+            total, count = flow_metric_sums(module(*xs)[-1], target)["epe"]
+        assert three.evaluate(g)["epe"] == pytest.approx(total / count, rel=1e-6)
+    assert three.evaluate(gs[0])["epe"] != mine[0]["epe"]  # 3 of the 8 samples: another figure
     # two evaluators of one process share one loaded supernet
     assert loads_in_process(trained / "sn") == 1
 

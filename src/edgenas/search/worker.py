@@ -218,7 +218,8 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
 
     # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
     # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
-    known = known_objectives(setup, measure_for(None), seed=my_seed)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= target
+    known = None if done else known_objectives(setup, measure_for(None), seed=my_seed)
     strategy = make_strategy(setup, seed=my_seed, known=known)
     study.sampler = strategy.sampler
     name_metrics(study, setup)  # a study made by an older edgenas, resumed by `edgenas worker`
