@@ -10,16 +10,21 @@ each network once with edgenas's trainer (deterministic, cached), then
   reference kernels; the same int8 TFLite is also compiled by ExecuTorch's Vela 5.1.0 (`vela` CLI of its
   venv, the profile's options), so the compiler version is equal on both sides;
 - ExecuTorch (`_executorch_side.py`, run in its own venv): the same float module (exported here with
-  `torch.export.save`), quantised with the same calibration samples in the same order, lowered for
-  ethos-u55-256 with the profile's system config, memory mode and arena size; its figures are the delegated
-  partitions, the ops left outside them, each partition's Vela summary, and the int8 metric of the converted
-  pt2e model run in torch (no FVP here, so the compiled program itself is not run; the pt2e model is what
-  the lowering starts from and the CPU part runs as is).
+  `torch.export.save`; half-pixel bilinear as F.interpolate), quantised with the same calibration samples in
+  the same order, lowered for ethos-u55-256 with the profile's system config, memory mode and arena size; its
+  figures are the delegated partitions, the ops left outside them, each partition's Vela summary (and the
+  partitions' TOSA through this venv's Vela 5.2, so each compiler version sees both sides), and the int8
+  metric of the converted pt2e model run in torch. No FVP runs here, so the compiled program is not run: the
+  pt2e model computes the delegated part with float kernels on quantised values, not with the NPU's integer
+  arithmetic.
 
 End-to-end latency (both sides, one estimate): the compiler's NPU inference time plus, for every op left on
 the CPU, max(MACs, output elements) at the profile's `host_cpu_macs_per_s` (what the sweep's `fps_end_to_end`
-uses, `edgenas.sweep.rows.cpu_part_seconds`).
+uses, `edgenas.sweep.rows.cpu_part_seconds`). The quantize of the input and the dequantize of each output are
+counted apart on both sides: edgenas's file takes int8 and gives int8, so its application does that work too.
 
+Flow is exported at 96x128 with a derived config whose training set is the 200 calibration pairs (the first
+200 of the same synthetic sequence; generating 2,000 pairs at the deployment size would cost ~10 min and 1 GB).
 The ExecuTorch venv is created on first use under ~/.cache/edgenas/bench_export/venv (a stamp file marks a
 finished install; torch 2.13.0, the CPU wheel on local disk, is installed before executorch, which accepts it).
 Everything is cached under ~/.cache/edgenas/bench_export: checkpoints, exports, ExecuTorch results.
@@ -95,12 +100,17 @@ def log(msg: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Atomically: a temporary file beside `path`, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---- training (edgenas's trainer, cached) -------------------------------------------------------------------
