@@ -7,8 +7,11 @@ up the single-process batch (so the epoch), that every rank runs the same sub-ne
 that a supernet run interrupted under torchrun and resumed under torchrun ends bit for bit where the
 uninterrupted one ends.
 
-Not claimed: that the two-process run equals the one-process run. BatchNorm normalises each rank's half
-batch with its own statistics and the gradient sums round differently, so it is close, not equal.
+For a network without BatchNorm (a linear classifier on tiny_task's images, batches of 19 that split
+10 / 9 and a last batch of one sample), two processes give the weights of one up to float rounding, by DDP
+and by the explicit all-reduce of a step function: each rank's loss weighted by its part of the batch.
+Not claimed for the networks above: BatchNorm normalises each rank's part of the batch with its own
+statistics, so two processes are close to one, not equal.
 """
 
 from __future__ import annotations
@@ -26,9 +29,14 @@ import torch
 from edgenas.train.distributed import share
 
 import supernet_helpers as h
+from task_helpers import assert_close
 
-SAMPLES = 21  # 3 steps of batch 8 an epoch; the last batch (5) splits 3 / 2
-CONFIG = h.FLOW.replace("train_samples: 24", f"train_samples: {SAMPLES}")
+# supernet: 21 samples, 3 steps of batch 8 an epoch, the last batch (5) splits 3 / 2; stand-alone: 7 samples in
+# batches of 3 (2 / 1), the last one sample: rank 1 runs it again with weight 0
+SAMPLES = {"supernet": 21, "alone": 7}
+CONFIG = h.FLOW.replace("train_samples: 24", f"train_samples: {SAMPLES['supernet']}")
+CONFIG_ALONE = h.FLOW.replace("train_samples: 24", f"train_samples: {SAMPLES['alone']}").replace("batch_size: 8",
+                                                                                                  "batch_size: 3")
 STOP_AT = (1, 1)  # the interrupted supernet run stops after the first step of its second epoch
 
 
@@ -67,7 +75,51 @@ def test_more_processes_than_gpus_is_one_clear_line(monkeypatch) -> None:
 
 
 # ---- the workers' script ----------------------------------------------------------------------------------
-def _worker(out: Path, cfg: str) -> None:
+class Linear(torch.nn.Module):
+    """No BatchNorm: its gradient over a batch is the mean of per-sample gradients, however it is split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(256, 4)
+
+    def forward(self, x):
+        return (self.fc(x.flatten(1)),)
+
+
+def _linear_runs(out: Path, rank: int) -> None:
+    """The linear classifier trained by two processes (DDP, and a step function) and, on rank 0, by one."""
+    from edgenas.train import distributed
+    from edgenas.train.recipe import TrainRecipe
+    from edgenas.train.trainer import Trainer
+    from tiny_task import BlobTask
+
+    recipe = TrainRecipe(epochs=1, batch_size=19, lr=0.5, optimizer="sgd", seed=3, threads=1)
+    task = BlobTask()
+    data = task.data((16, 16), seed=3)
+
+    def train(folder: str, single: bool, step_fn: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = Linear()
+        t = Trainer(model, task, data, recipe, out / folder, identity={}, device=torch.device("cpu"))
+        if single:
+            t.dist = distributed.SINGLE
+        if step_fn:
+            def step(inputs, target, _):
+                loss = task.loss(model(*inputs), target)
+                loss.backward()
+                return loss.detach()
+
+            t.step_fn = step
+        t.run()
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    for step_fn in (False, True):
+        torch.save(train(f"lin{step_fn}", False, step_fn), out / f"linear_{step_fn}_rank{rank}.pt")
+        if rank == 0:
+            torch.save(train(f"lin1{step_fn}", True, step_fn), out / f"linear_{step_fn}_single.pt")
+
+
+def _worker(out: Path, cfg: str, cfg_alone: str) -> None:
     import torch.distributed as td
 
     import edgenas.train.run as run_mod
@@ -80,6 +132,7 @@ def _worker(out: Path, cfg: str) -> None:
 
     d = distributed.current()
     assert d.active and d.world == 2 and td.get_backend() == "gloo"
+    _linear_runs(out, d.rank)
     log: list = []  # sample indices read, then ("step", epoch, batch) after each step's reads
     calls: list = []  # (arch_id, resolution) of every sub-network run
     seen: dict = {}
@@ -135,7 +188,7 @@ def _worker(out: Path, cfg: str) -> None:
         log.clear()
         calls.clear()
 
-    c = make_candidate(cfg)
+    c = make_candidate(cfg_alone)
     record_reads(c.task)
     train_candidate(c, out / "alone")
     dump("alone")
@@ -160,10 +213,11 @@ def _worker(out: Path, cfg: str) -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("torchrun")
-    cfg = h.write(out, CONFIG)
+    cfg, cfg_alone = h.write(out, CONFIG), h.write(out, CONFIG_ALONE, "alone.yaml")
     env = {**os.environ, "EDGENAS_DATA_CACHE": str(out / "cache"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           __file__, str(out), str(cfg)], env=env, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__, str(out),
+           str(cfg), str(cfg_alone)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
@@ -213,11 +267,29 @@ def test_each_step_splits_the_single_process_batch_between_the_ranks(run, name) 
     assert steps[0].keys() == steps[1].keys() == {(e, b) for e in range(2) for b in range(3)}
     bs = recipe["batch_size"]
     for e in range(2):
-        order = epoch_order(SAMPLES, recipe["seed"], e).tolist()
+        order = epoch_order(SAMPLES[name], recipe["seed"], e).tolist()
         for b in range(3):
             a, c = steps[0][(e, b)], steps[1][(e, b)]
-            assert not set(a) & set(c) and sorted(a + c) == sorted(order[b * bs:(b + 1) * bs])
-        assert sorted(i for b in range(3) for r in (0, 1) for i in steps[r][(e, b)]) == list(range(SAMPLES))
+            batch = order[b * bs:(b + 1) * bs]
+            if len(batch) == 1:  # nothing left for rank 1: it runs rank 0's sample (with weight 0)
+                assert a == c == batch
+                steps[1][(e, b)] = []
+            else:
+                assert not set(a) & set(c) and sorted(a + c) == sorted(batch)
+        got = sorted(i for b in range(3) for r in (0, 1) for i in steps[r][(e, b)])
+        assert got == list(range(SAMPLES[name]))
+
+
+@pytest.mark.parametrize("step_fn", [False, True], ids=["ddp", "step_fn"])
+def test_without_batchnorm_two_processes_train_what_one_trains(run, step_fn) -> None:
+    r0, r1 = _state(run / f"linear_{step_fn}_rank0.pt"), _state(run / f"linear_{step_fn}_rank1.pt")
+    one = _state(run / f"linear_{step_fn}_single.pt")
+    torch.manual_seed(0)
+    init = Linear().state_dict()
+    assert _same(r0, r1)
+    for k in one:
+        assert not torch.allclose(one[k], init[k], atol=1e-3)  # it trained
+        assert_close(r0[k], one[k], rtol=1e-5, atol=1e-6)
 
 
 def test_every_rank_runs_the_same_sub_networks_at_every_step(run) -> None:
@@ -235,4 +307,4 @@ def test_a_run_interrupted_and_resumed_under_torchrun_ends_where_the_uninterrupt
 
 
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]), sys.argv[2])
+    _worker(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
