@@ -31,19 +31,12 @@ import sys
 import time
 from pathlib import Path
 
+from bench_proxies import TASKS, _edgenas  # the same tasks and lists as bench-proxies
 from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
-TASKS = {"flow": (BENCH / "flow_space.yaml", BENCH / "genotypes" / "flow.txt"),
-         "digits": (BENCH / "digits_space.yaml", BENCH / "genotypes" / "digits.txt")}
 PRESET_TASKS = {"smoke": ["digits"], "full": ["flow", "digits"]}
 SMOKE_GENOTYPES = 8  # as bench_proxies.py smoke, so its reference is reused when it ran just before
-
-
-def _edgenas() -> str:
-    exe = Path(sys.executable).with_name("edgenas")
-    return str(exe) if exe.exists() else "edgenas"
 
 
 def _rel(p: Path) -> str:

@@ -77,6 +77,24 @@ is done, so a long benchmark can run in chunks over days. Ctrl-C / SIGTERM stop,
 --preset smoke: a tiny version (minutes on 2 cores); full: the config as written."""
 
 
+def _print_table(s: dict, what: str) -> None:
+    """bench-proxies' table (and bench-supernet's, the same with the supernet rows) on the console."""
+    from rich.table import Table
+
+    from edgenas.cli._common import out as console
+    from edgenas.train import bench_proxies as bp
+
+    table = Table(title=f"{s['space']}: {what} of {s['primary']} vs seed A "
+                        f"({'lower' if not s['higher_is_better'] else 'higher'} is better; oriented so + = agrees)")
+    for col in bp.TABLE_HEADER:
+        table.add_column(col, justify="left" if col == "estimate" else "right")
+    rows = bp.table_rows(s)
+    for row in rows:
+        table.add_row(*row)
+    if rows:
+        console.print(table)
+
+
 def bench_proxies(
     config: str = typer.Argument(..., help="Space YAML with task: and train: sections (e.g. "
                                  "benchmarks/flow_space.yaml)."),
@@ -97,7 +115,6 @@ def bench_proxies(
     _need_torch()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
-    from rich.table import Table
 
     from edgenas.cli._common import err, out as console
     from edgenas.space.space import load_space
@@ -126,15 +143,7 @@ def bench_proxies(
             e.args = (bp.resume_hint(sys.argv),)
             raise
     s = run.summary
-    table = Table(title=f"{s['space']}: cheap estimates of {s['primary']} vs seed A "
-                        f"({'lower' if not s['higher_is_better'] else 'higher'} is better; oriented so + = agrees)")
-    for col in bp.TABLE_HEADER:
-        table.add_column(col, justify="left" if col == "estimate" else "right")
-    rows = bp.table_rows(s)
-    for row in rows:
-        table.add_row(*row)
-    if rows:
-        console.print(table)
+    _print_table(s, "cheap estimates")
     n = s["genotypes"]
     console.print(bp.headline(s), markup=False, highlight=False)
     console.print(f"{n['runs_done']} of {n['runs_total']} runs kept ({run.done_now} now); {out}", markup=False,
@@ -183,7 +192,6 @@ def bench_supernet(
     from edgenas.cli.train import _need_torch
 
     _need_torch()
-    from rich.table import Table
 
     from edgenas.cli._common import err, out as console
     from edgenas.space.space import load_space
@@ -208,15 +216,7 @@ def bench_supernet(
         e.args = (bp.resume_hint(sys.argv),)
         raise
     s = run.summary
-    table = Table(title=f"{s['space']}: supernet and cheap estimates of {s['primary']} vs seed A "
-                        f"({'lower' if not s['higher_is_better'] else 'higher'} is better; oriented so + = agrees)")
-    for col in bp.TABLE_HEADER:
-        table.add_column(col, justify="left" if col == "estimate" else "right")
-    rows = bp.table_rows(s)
-    for row in rows:
-        table.add_row(*row)
-    if rows:
-        console.print(table)
+    _print_table(s, "supernet and cheap estimates")
     console.print(bs.headline(s), markup=False, highlight=False)
     console.print(f"supernets trained or scored now: {', '.join(run.trained_now) or 'none'}; {out}", markup=False,
                   highlight=False)

@@ -356,20 +356,28 @@ def _work(item: Item) -> dict[str, Any]:
 
 
 def _check_folder(runs: Path, settings: BenchSettings, space: SearchSpace) -> None:
-    fp = settings.fingerprint(space.space_key)
-    manifest = runs / "settings.json"
-    if manifest.exists():
+    remember_settings(runs, settings.fingerprint(space.space_key),
+                      {"space": space.name, "space_key": space.space_key, "settings": _settings_dict(settings)},
+                      what="config, preset, recipe, task or resolution")
+
+
+def remember_settings(folder: Path, fingerprint: str, record: Mapping[str, Any], *, what: str,
+                      manifest: str = "settings.json") -> bool:
+    """A run folder remembers the fingerprint of the settings its runs were made with and refuses others
+    (ConfigError naming the folder and `what` may differ). True when the folder is new (manifest written)."""
+    path = folder / manifest
+    if path.exists():
         try:
-            have = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+            have = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
         except (OSError, ValueError):
             have = None
-        if have != fp:
-            raise ConfigError("holds runs of other settings (config, preset, recipe, task or resolution); "
-                              "use another --out or delete the folder", source=str(runs))
-        return
-    runs.mkdir(parents=True, exist_ok=True)
-    write_json(manifest, {"fingerprint": fp, "space": space.name, "space_key": space.space_key,
-                          "settings": _settings_dict(settings)})
+        if have != fingerprint:
+            raise ConfigError(f"holds runs of other settings ({what}); use another --out or delete the folder",
+                              source=str(folder))
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"fingerprint": fingerprint, **record})
+    return True
 
 
 def _settings_dict(s: BenchSettings) -> dict[str, Any]:

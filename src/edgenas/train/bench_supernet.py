@@ -134,22 +134,11 @@ def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _prepare_folder(s: SupernetBenchSettings, strategy: str, folder: Path, space_key: str) -> None:
-    fp = s.strategy_fingerprint(strategy, space_key)
-    manifest = folder / "bench.json"
-    if manifest.exists():
-        try:
-            have = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
-        except (OSError, ValueError):
-            have = None
-        if have != fp:
-            raise ConfigError("holds a supernet of other settings (config, preset, recipe, task, resolution, "
-                              "epochs or supernet section); use another --out or delete the folder",
-                              source=str(folder))
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_yaml(folder / "config.yaml", _derived_config(s, strategy))
-    write_json(manifest, {"fingerprint": fp, "strategy": strategy, "epochs": s.epochs[strategy],
-                          "supernet": dict(s.supernet)})
+    record = {"strategy": strategy, "epochs": s.epochs[strategy], "supernet": dict(s.supernet)}
+    what = "config, preset, recipe, task, resolution, epochs or supernet section"
+    bp.remember_settings(folder, s.strategy_fingerprint(strategy, space_key), record, what=what, manifest="bench.json")
+    if not (folder / "config.yaml").exists():  # decided by the fingerprinted settings: safe to write again
+        _write_yaml(folder / "config.yaml", _derived_config(s, strategy))
 
 
 # ---- in the worker processes ---------------------------------------------------------------------------
