@@ -2,8 +2,8 @@
 data, gradients averaged across ranks, rank 0 alone writing.
 
 Nothing here acts unless the process was started by torchrun (`python -m torch.distributed.run`) with more
-than one process: `current()` is then `SINGLE`, whose operations do nothing, and torch.distributed is not
-even imported (it takes seconds). Under torchrun the process group comes from torchrun's environment
+than one process: `current()` is then `SINGLE`, whose operations do nothing, and no process group is set
+up. Under torchrun the process group comes from torchrun's environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT): NCCL where CUDA is present (one GPU per process, by
 LOCAL_RANK), gloo on the CPU.
 
