@@ -428,7 +428,11 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
                 "metric_int8": summary["metric_int8"]}
         else:
             row["edgenas_vela51"] = v51
-    result, outputs, targets = executorch_side(net, ckpt, profile, cache, et_py)
+    try:
+        result, outputs, targets = executorch_side(net, ckpt, profile, cache, et_py)
+    except RuntimeError as e:  # it stopped before lowering (quantisation, export): a finding, kept in the table
+        row["executorch"] = {"status": "failed", "error": str(e)[-3000:]}
+        return row
     et: dict[str, Any] = {"status": result["status"], "versions": result["versions"],
                           "compile_flags": result["compile_flags"], "quantization": result["quantization"],
                           "float_module_max_abs_diff": result["float_module_max_abs_diff"]}
