@@ -176,6 +176,19 @@ def test_bad_input_is_one_line(trained: Path, kwargs: dict, words: list[str]) ->
     assert "\n" not in text and all(w in text for w in words), text
 
 
+def test_a_supernet_still_training_is_refused(trained: Path) -> None:
+    import shutil
+
+    running = trained / "sn_running"
+    if not running.exists():
+        shutil.copytree(trained / "sn", running)
+        meta = json.loads((running / "supernet.json").read_text())
+        (running / "supernet.json").write_text(json.dumps({**meta, "status": "running"}))
+    (trained / "running.yaml").write_text(config(ckpt="sn_running"))
+    with pytest.raises(ConfigError, match="still training"):
+        prepare_from_file(trained / "running.yaml")
+
+
 def test_bad_checkpoint_exits_2_before_anything_is_written(trained: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(config(head0=24, ckpt=str(trained / "sn")))

@@ -78,8 +78,12 @@ def _run(setup: Any, study_name: str, storage: Any, target: int, seed: int, prog
                                             ", ".join(rec.get("violated", []))[:60])
         prog.update(task, completed=min(complete, total), info=f"#{ft.number} {info}")
 
+    def on_prepass(n: int, total: int) -> None:
+        prog.update(task, info=f"cheap evaluators on every network first: {n}/{total}")
+
     with prog:
-        return run_trials(setup, study_name, storage, target=target, seed=seed, on_progress=on_progress)
+        return run_trials(setup, study_name, storage, target=target, seed=seed, on_progress=on_progress,
+                          on_prepass=on_prepass)
 
 
 def _fmt(v: Any) -> str:

@@ -78,6 +78,9 @@ def _read_meta(folder: Path, fld: str) -> dict[str, Any]:
         raise ConfigError(f"{meta_path} is unreadable ({type(e).__name__})", field=f"{fld}.checkpoint") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("identity"), dict) or not meta.get("config"):
         raise ConfigError(f"{meta_path} is not a supernet record (no identity or config)", field=f"{fld}.checkpoint")
+    if meta.get("status") == "running":  # its checkpoint changes under the search; a killed run: --resume it
+        raise ConfigError(f"{meta_path}: the supernet is still training (status running); wait for it, or finish "
+                          "a stopped run with `edgenas supernet train ... --resume`", field=f"{fld}.checkpoint")
     return meta
 
 
@@ -171,9 +174,9 @@ class SupernetEvaluator(Evaluator):
         self.resolution = res
         self.opts = opts
         self._store = str(meta["identity"].get("store", ""))
-        # supernet.json is rewritten whenever training writes the checkpoint (its history, `updated`): its
-        # digest names the weights without reading them (a copy on another worker's machine has the same)
-        self._meta_digest = _digest(self.folder / _SUPERNET_FILE)
+        # supernet.json is rewritten when training ends or stops (history, `updated`): its digest and the
+        # checkpoint's size name the weights without reading them (a copy on another machine has the same)
+        self._meta_digest = f"{_digest(self.folder / _SUPERNET_FILE)}:{(self.folder / _CHECKPOINT).stat().st_size}"
         self._scorer: Any = None
 
     @property
@@ -193,6 +196,10 @@ class SupernetEvaluator(Evaluator):
             from edgenas.train.supernet.evaluate import SubnetEvaluator
 
             loaded = _load(self.folder)
+            if loaded.setup.recipe.threads:  # train.threads, as training takes it (workers sharing a machine)
+                import torch
+
+                torch.set_num_threads(loaded.setup.recipe.threads)
             over = {k: v for k, v in (("bn_samples", self.opts.bn_samples), ("seed", self.opts.seed)) if v is not None}
             if over:  # a copy of the setup with this evaluator's BatchNorm sample set; the weights are shared
                 setup = replace(loaded.setup, settings=loaded.setup.settings.with_overrides(**over))

@@ -62,14 +62,16 @@ KNOWN_LIMIT = 10_000  # candidates: a space up to this size gets every cheap fig
 
 
 def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Mapping[str, Any]], StageResult], *,
-                     seed: int, limit: int = KNOWN_LIMIT) -> Callable[[Mapping[str, Any]], list[float | None]] | None:
+                     seed: int, limit: int = KNOWN_LIMIT, on_measured: Callable[[int, int], None] | None = None
+                     ) -> Callable[[Mapping[str, Any]], list[float | None]] | None:
     """The objectives the cheap evaluators give (the compiler's FPS, say), measured for every candidate of the
     space before the search starts, as the `known` function of a strategy that takes one (the default,
     `frontier`: exact values instead of a model, and side inputs of its accuracy model). Only where it pays:
     the strategy takes `known`, some evaluator is expensive, a cheap one gives an objective, and the space
     has at most `limit` candidates. The order is shuffled by `seed`, so workers starting together measure
     different candidates first (each result is stored once and reused). A candidate whose cheap figure is
-    missing (failed compile) gives None, as the strategy expects for an unknown value."""
+    missing (failed compile) gives None, as the strategy expects for an unknown value. `on_measured(done,
+    total)` after each candidate (a progress bar)."""
     import random
 
     from edgenas.search.strategies import uses_known
@@ -85,7 +87,7 @@ def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Map
     genotypes = list(setup.space.enumerate())
     random.Random(seed).shuffle(genotypes)
     table: dict[str, list[float | None]] = {}
-    for g in genotypes:
+    for i, g in enumerate(genotypes):
         metrics: dict[str, Any] = {}
         for stage in cheap:
             res = measure(stage, g, dict(metrics))
@@ -93,6 +95,8 @@ def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Map
                 metrics.update(stage.rename(res.metrics))
         table[g.arch_id] = [None if m is None or _finite(metrics.get(m)) is None else float(metrics[m])
                             for m in wanted]
+        if on_measured is not None:
+            on_measured(i + 1, len(genotypes))
 
     def known(params: Mapping[str, Any]) -> list[float | None]:
         return table.get(setup.space.genotype(dict(params)).arch_id, [None] * len(wanted))
@@ -101,8 +105,10 @@ def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Map
 
 
 def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int, seed: int,
-               on_progress: ProgressFn | None = None, poll_s: float = 0.25) -> RunSummary:
-    """Work on the study until it has `target` COMPLETE trials (all workers together)."""
+               on_progress: ProgressFn | None = None, poll_s: float = 0.25,
+               on_prepass: Callable[[int, int], None] | None = None) -> RunSummary:
+    """Work on the study until it has `target` COMPLETE trials (all workers together). `on_prepass(done,
+    total)`: progress of the cheap pre-pass over the space (`known_objectives`), when there is one."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -219,7 +225,7 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
     # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
     # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= target
-    known = None if done else known_objectives(setup, measure_for(None), seed=my_seed)
+    known = None if done else known_objectives(setup, measure_for(None), seed=my_seed, on_measured=on_prepass)
     strategy = make_strategy(setup, seed=my_seed, known=known)
     study.sampler = strategy.sampler
     name_metrics(study, setup)  # a study made by an older edgenas, resumed by `edgenas worker`
