@@ -37,7 +37,11 @@ CONFIG is a space YAML (it may `extends:` another) with a `search:` section, for
     "The study lives in an Optuna storage (default: the SQLite file runs/<study>/study.db) together with every "
     "measurement, so a genotype is never measured twice, and running the same command again resumes the study up "
     "to the requested number of completed trials. With --storage postgresql://... any number of `edgenas worker` "
-    "processes on any machines can join. At the end the Pareto front of the feasible trials is printed.")
+    "processes on any machines can join. At the end the Pareto front of the feasible trials is printed.\n\n"
+    "Accuracy evaluators (expensive): `{type: supernet, checkpoint: DIR}` (a trained supernet's estimate, see "
+    "examples/flow_search.yaml), `train`, `proxy`. With one of them and a space of at most 10,000 networks, the "
+    "cheap evaluators first run on every network (their objectives are then known exactly), and a design over a "
+    "hard limit never reaches an expensive one. Designs of the config's report.recommended are marked on the front.")
 
 _WORKER_HELP = """Work on an existing study until it has its number of completed trials (all workers together).
 
