@@ -181,6 +181,8 @@ def test_tau_one_against_its_own_ranking_and_reference_never_retrained(work: Pat
     assert e["top_k"]["best_in_top_k"] == pytest.approx(1.0)
     assert summary["supernet"]["spos"]["status"] == "complete" and summary["genotypes"]["complete"] == 6
     assert "supernet, SPOS" in out and "supernet, sandwich" in out
+    md = (work / "a.md").read_text()
+    assert "| supernet, SPOS (6 ep) | +1.00" in md and "| seed B (2nd full training) |" in md
 
 
 def test_resume_after_interruption_keeps_finished_work(work: Path) -> None:

@@ -31,7 +31,8 @@ so `edgenas supernet evaluate <out>.runs/<strategy>/supernet` works on it, and r
 The JSON is bench-proxies' (`bench_proxies.summarise` with the supernet rows as `extra` estimates) with
 schema SCHEMA, `reference_file`, and `supernet` {strategy: {epochs, batch_size, train_seconds, train_cpu_seconds,
 setup_seconds, recalibration_seconds, scoring_seconds, seconds_total, genotypes_scored, folder, largest,
-smallest, status}}. Runs in parallel over strategies (one torch thread per process, as bench-proxies).
+smallest, status}}; FILE.md beside it holds the table as markdown. Runs in parallel over strategies (one
+torch thread per process, as bench-proxies).
 """
 
 from __future__ import annotations
@@ -124,13 +125,7 @@ def _derived_config(s: SupernetBenchSettings, strategy: str) -> dict[str, Any]:
 
 
 def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
 
 
 def _prepare_folder(s: SupernetBenchSettings, strategy: str, folder: Path, space_key: str) -> None:
@@ -268,7 +263,18 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
     summary["failed"] = ref.failed + failed
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, summary)
+    _write_text(out.with_suffix(".md"), markdown(summary))
     return SupernetBenchRun(summary, ref, trained_now, failed)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _all_scored(folder: Path, genotypes: Sequence[Genotype]) -> bool:
@@ -346,6 +352,23 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
     if any(st["status"] != "complete" for st in info.values()) and summary.get("status") == "complete":
         summary["status"] = "partial"
     return summary
+
+
+def markdown(summary: Mapping[str, Any]) -> str:
+    """The table (bench-proxies' with the supernet rows), the headline and each supernet's cost, as markdown."""
+    lines = [f"# {summary['space']}: supernet and cheap estimates of {summary['primary']} vs seed A", ""]
+    if summary.get("estimates"):
+        lines += [bp.markdown_table(summary), ""]
+    lines += [headline(summary) + ".", ""]
+    for st, info in summary.get("supernet", {}).items():
+        if info.get("status") == "not trained":
+            lines.append(f"- {st}: not trained")
+            continue
+        lines.append(f"- {st}: {info['epochs']} epochs, training {info['train_seconds']:.1f} s, data preparation "
+                     f"{info['setup_seconds']:.1f} s, BatchNorm recalibration {info['recalibration_seconds']:.1f} s, "
+                     f"scoring {info['scoring_seconds']:.1f} s ({info['genotypes_scored']} genotypes): "
+                     f"{info['seconds_total']:.1f} s in all")
+    return "\n".join(lines) + "\n"
 
 
 def headline(summary: Mapping[str, Any]) -> str:
