@@ -223,6 +223,11 @@ def edgenas_side(net: Network, ckpt: Path, profile, cache: Path, observer: str =
     return {**summary, "_dir": name}
 
 
+def is_npu_op(op: str) -> bool:
+    """The op a Vela-compiled TFLite runs an NPU partition with (read as CUSTOM:ethos-u from 5.1 and 5.2)."""
+    return op in ("ETHOSU", "CUSTOM:ethos-u")
+
+
 def vela_cli(et_py: Path, model: Path, profile, out_dir: Path) -> dict[str, Any]:
     """The int8 TFLite through ExecuTorch's venv's `vela` CLI (5.1.0) with the profile's options."""
     from _executorch_side import vela_summary
@@ -237,7 +242,7 @@ def vela_cli(et_py: Path, model: Path, profile, out_dir: Path) -> dict[str, Any]
     if r.returncode != 0:
         return {"status": "failed", "error": (r.stderr or r.stdout)[-2000:], "command": cmd}
     ops = edgenas_helpers()[0]((out_dir / f"{model.stem}_vela.tflite").read_bytes())
-    npu = [op for op in ops if op == "ETHOSU" or op.lower() == "custom:ethos-u"]  # 5.1's file reads as CUSTOM
+    npu = [op for op in ops if is_npu_op(op)]
     cpu = [op for op in ops if op not in npu]
     return {"status": "ok", "vela": f"ethos-u-vela {version}", "command": " ".join(cmd[1:]), "npu_partitions": len(npu),
             "cpu_ops": cpu, **vela_summary(str(out_dir))}
@@ -394,11 +399,14 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
         row["edgenas"] = {"status": "refused", "error": summary["refused"]}
     else:
         cpu_s = edgenas_cpu_seconds(summary, net, ckpt, profile, cache)
+        vela_ops = edgenas_helpers()[0]((cache / "edgenas" / summary["_dir"] / "model_int8_vela.tflite").read_bytes())
+        npu_partitions = sum(map(is_npu_op, vela_ops))  # one ethos-u custom op per NPU partition
         f = summary["compiler_figures"]
         row["resolution"] = summary["resolution"]
         row["metric_float"] = summary["metric_float"]
         row["edgenas"] = {
-            "status": "ok", "compiler": summary["compiler"], "npu_partitions": 1, "cpu_ops": summary["cpu_ops"],
+            "status": "ok", "compiler": summary["compiler"], "npu_partitions": npu_partitions,
+            "cpu_ops": summary["cpu_ops"],
             "cpu_op_count": summary["cpu_op_count"], "cycles_npu": f["cycles_npu"], "cycles_total": f["cycles_total"],
             "sram_kib": summary["sram_kib"], "offchip_flash_kib": summary["offchip_flash_kib"],
             "npu_ms": summary["inference_ms"], "cpu_ms": cpu_s * 1e3, "e2e_ms": summary["inference_ms"] + cpu_s * 1e3,
