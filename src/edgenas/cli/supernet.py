@@ -51,14 +51,18 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     _need_torch()
+    from edgenas.train.distributed import is_main_process
     from edgenas.train.supernet.run import make_setup, prepare_supernet, train_supernet
 
     setup = make_setup(config, strategy=strategy, resolution=resolution, epochs=epochs, threads=threads)
     prepared = prepare_supernet(setup, out_dir, resume=resume)  # every check before anything is shown
-    with _progress_bar(f"supernet ({setup.settings.strategy})") as bar:
-        on_data, on_progress = progress_callbacks(bar, progress, f"largest {setup.task.primary}")
+    main = is_main_process()  # under torchrun only rank 0 draws and prints
+    with _progress_bar(f"supernet ({setup.settings.strategy})", disable=not main) as bar:
+        on_data, on_progress = progress_callbacks(bar, progress and main, f"largest {setup.task.primary}")
         result = train_supernet(setup, out_dir, resume=resume, on_progress=on_progress, on_data=on_data,
                                 prepared=prepared)
+    if not main:
+        return
     out.print(f"supernet of {setup.space.name} ({setup.settings.strategy}) trained in {result.seconds:.0f} s. "
               f"Run: {out_dir}/supernet.json; score sub-networks with `edgenas supernet evaluate {out_dir} -g ...`")
 

@@ -33,13 +33,13 @@ def _need_torch() -> None:
                           "torch's CPU wheel first)") from None
 
 
-def _progress_bar(label: str) -> Any:
+def _progress_bar(label: str, disable: bool = False) -> Any:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
     return Progress(TextColumn(f"[bold]{label}[/] epoch {{task.fields[epoch]}}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]}  {task.fields[metric]}"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err, transient=False)
+                    TimeRemainingColumn(), console=err, transient=False, disable=disable)
 
 
 def progress_callbacks(bar: Any, progress: bool, metric_label: str) -> tuple[Any, Any]:
@@ -75,16 +75,21 @@ def train(
                                              "fresh optimiser."),
 ) -> None:
     _need_torch()
+    from edgenas.train.distributed import is_main_process
     from edgenas.train.run import check_run_dir, initial_weights, make_candidate, train_candidate
 
+    main = is_main_process()  # under torchrun only rank 0 draws and prints
+    progress = progress and main
     c = make_candidate(config, genotype, resolution=resolution, epochs=epochs, threads=threads, seed=seed)
     check_run_dir(out_dir, resume=resume)  # before anything is shown or computed
     initial_weights(c, init_from, resume=resume)
     primary = c.task.primary
-    with _progress_bar("train") as bar:
+    with _progress_bar("train", disable=not main) as bar:
         on_data, on_progress = progress_callbacks(bar, progress, primary)
         result = train_candidate(c, out_dir, resume=resume, on_progress=on_progress, on_data=on_data,
                                  init_from=init_from)
+    if not main:
+        return
     best = "-" if result.best_metric is None else f"{result.best_metric:.4g}"
     stop = " (stopped early)" if result.stopped_early else ""
     curve = ""

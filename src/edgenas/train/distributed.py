@@ -144,6 +144,12 @@ def under_torchrun() -> bool:
     return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun run, or a process not under torchrun: the one that talks to the user. Read from
+    the environment, so it costs nothing and sets nothing up."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def current() -> Dist:
     """This process's Dist: the process group is set up on the first call under torchrun."""
     global _current
