@@ -125,13 +125,21 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
     assert "supernet, SPOS (3 ep)" in table and "supernet, sandwich (3 ep)" in table and "seed B" in table
 
 
-def test_budget_is_short_training_of_the_list() -> None:
+def test_budget_and_the_config_each_supernet_trains(tmp_path: Path) -> None:
+    """The budget is short training's sub-network passes; the config written for a strategy's supernet is the
+    same space (same arch ids as the reference's), with the reference's task and recipe and its own seed."""
     cfg = str(ROOT / "benchmarks" / "flow_space.yaml")
     s = bs.make_settings(cfg, 68, preset="full")
     assert s.reference.short_epochs == 1
     assert s.epochs == {"spos": 68, "sandwich": math.ceil(68 / 4)}  # sandwich: largest + smallest + 2 random
     assert s.recipe["seed"] == s.reference.recipe["seed"] + 4
     assert s.recipe["seed"] not in s.reference.seeds.values()
+    space = load_space(cfg)
+    bs._prepare_folder(s, "sandwich", tmp_path / "sandwich", space.space_key)
+    derived = load_space(tmp_path / "sandwich" / "config.yaml")
+    assert derived.space_key == space.space_key and derived.size() == space.size()
+    assert derived.config.task == dict(s.reference.task) and derived.config.train["epochs"] == 17
+    assert derived.config.supernet["strategy"] == "sandwich" and derived.config.supernet["seed"] == s.recipe["seed"]
 
 
 # ---- real supernets ---------------------------------------------------------------------------------------
