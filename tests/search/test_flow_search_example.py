@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from edgenas.analysis.marks import dominated_by, is_recommended
+from edgenas.space.space import load_space
 from search_helpers import EDGENAS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,7 @@ report: {{key_resolution: 32x32}}
 search:
   resolution: 32x32
   evaluators: [compiler, {{type: supernet, checkpoint: sn}}]
+  enqueue: [head1_block=conv3x3,head2_block=conv3x3]
   trials: 6
 """
 SEED_PICK = "head1_block=conv3x3,head2_block=conv3x3"  # the seed's tied conv3x3 heads on its defaults
@@ -67,6 +69,8 @@ def test_example_declares_the_flow_search() -> None:
     s = raw["search"]
     assert [o["metric"] for o in s["objectives"]] == ["epe", "fps"] and "sram_kib <= device" in s["constraints"]
     assert s["evaluators"][0] == "compiler" and s["evaluators"][1]["type"] == "supernet"
+    seed_picks = [f"head1_block={h},head2_block={h}" for h in ("conv3x3", "dsconv3x3", "conv5x5")]
+    assert s["enqueue"] == seed_picks  # the seed's tied heads, evaluated first
     assert s["resolution"] == raw["report"]["key_resolution"] == "192x256"  # flow_accuracy.yaml's deployment
     bench = yaml.safe_load((ROOT / "benchmarks" / "flow_space.yaml").read_text())
     assert raw["choices"] == bench["choices"] and raw["tied"] == {}  # the benchmark's space as it is
@@ -105,6 +109,14 @@ def test_tiny_flow_search_end_to_end(tmp_path: Path) -> None:
     for r in front:  # marked exactly where both heads are among the seed's
         assert (r["recommended"] == "true") == (r["head1_block"] in rec["head1_block"]
                                                  and r["head2_block"] in rec["head2_block"])
+    # the seed pick was evaluated first (search.enqueue) and is placed: on the front, or dominated by a front design
+    from search_helpers import trials_of
+
+    first = trials_of(tmp_path / "study.db", "t")[0]
+    seed_text = str(load_space(str(tmp_path / "tiny.yaml")).parse_genotype(SEED_PICK))
+    assert first["attrs"]["edgenas"]["genotype"] == seed_text
+    seed_on_front = first["attrs"]["arch_id"] in {r["arch_id"] for r in front}
+    assert seed_on_front or "recommended trial 0 (" in out
     listed = list(csv.DictReader(io.StringIO(run(["pareto", "front.csv", "--min", "epe", "--max", "fps"], tmp_path))))
     assert {r["arch_id"] for r in listed} == {r["arch_id"] for r in front}  # the front is its own front
 
@@ -127,8 +139,6 @@ def test_tiny_flow_search_end_to_end(tmp_path: Path) -> None:
         "SELECT arch_id, genotype, evaluator, metrics FROM edgenas_measurements") if ev.startswith("compiler:")}
     con.close()
     assert len(meas) == 24
-    from edgenas.space.space import load_space
-
     space = load_space(str(tmp_path / "tiny.yaml"))
     seed = space.parse_genotype(SEED_PICK)
     assert is_recommended(seed.as_dict(), rec)

@@ -176,6 +176,13 @@ def test_bad_input_is_one_line(trained: Path, kwargs: dict, words: list[str]) ->
     assert "\n" not in text and all(w in text for w in words), text
 
 
+def test_enqueue_outside_the_space_is_one_line(trained: Path) -> None:
+    (trained / "enq.yaml").write_text(config() + "  enqueue: [head1_block=conv3x3, head2_block=conv7x7]\n")
+    with pytest.raises(ConfigError) as e:
+        prepare_from_file(trained / "enq.yaml")
+    assert "search.enqueue[1]" in str(e.value) and "conv7x7" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_a_supernet_still_training_is_refused(trained: Path) -> None:
     import shutil
 

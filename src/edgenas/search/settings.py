@@ -47,6 +47,9 @@ class SearchSection(BaseModel):
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     trials: int = Field(50, ge=0)
     seed: int = 0
+    # Genotypes (NAME=VALUE,..., unnamed choices at the space's default) a new study evaluates first, before
+    # the strategy proposes anything: e.g. the seed's picks, so the front can be judged against them.
+    enqueue: list[str] = Field(default_factory=list)
     # Worker liveness: a trial whose worker has not written a heartbeat for `grace_period` seconds is failed
     # and queued again (at most `max_retry` times). Optuna wants whole seconds.
     heartbeat_interval: int = Field(10, ge=1)

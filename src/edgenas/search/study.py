@@ -194,9 +194,21 @@ def _setup(ctx: EvalContext, section: SearchSection, text: str, source: str, nam
     constraints = [parse_constraint(c, ctx.profile, available, source=source, field_name=f"search.constraints[{i}]")
                    for i, c in enumerate(section.constraints)]
     problem = Problem(tuple(objectives), tuple(constraints), tuple(stages))
+    enqueued_genotypes(ctx.space, section, source)  # checked before anything runs
     strategy = _check_strategy(section.strategy, len(objectives), source)
     return SearchSetup(ctx.space, section, ctx.resolution, ctx.profile, problem, strategy, text, source,
                        ctx.cache_path, name)
+
+
+def enqueued_genotypes(space: Any, section: SearchSection, source: str) -> list[Any]:
+    """`search.enqueue` as genotypes of the space (a one-line error naming the entry otherwise)."""
+    out = []
+    for i, text in enumerate(section.enqueue):
+        try:
+            out.append(space.parse_genotype(text))
+        except ConfigError as e:
+            raise ConfigError(e.message, source=source, field=f"search.enqueue[{i}]") from None
+    return out
 
 
 def _check_strategy(name: str | None, n_objectives: int, source: str) -> str:

@@ -224,6 +224,14 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
 
     # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
     # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
+    if session == 0 and setup.section.enqueue and not study.get_trials(deepcopy=False):
+        from edgenas.search.study import enqueued_genotypes
+
+        from edgenas.search.strategies._params import _storable
+
+        for g in enqueued_genotypes(setup.space, setup.section, setup.source):  # first, in order (search.enqueue)
+            study.enqueue_trial({k: v if _storable(setup.space.choices[k]) else str(v) for k, v in g.as_dict().items()},
+                                skip_if_exists=True)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= target
     known = None if done else known_objectives(setup, measure_for(None), seed=my_seed, on_measured=on_prepass)
     strategy = make_strategy(setup, seed=my_seed, known=known)
