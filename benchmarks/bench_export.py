@@ -41,12 +41,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgenas.export.package import op_names
+from edgenas.export.ptq import CALIBRATION_SEED, calibration_batches
+from edgenas.train import records
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path.home() / ".cache" / "edgenas" / "bench_export"
@@ -82,35 +85,13 @@ PRESETS = {"smoke": ("flow_bilinear_hpc", "digits"),
 SMOKE_FLOW_EPOCHS = 2
 
 
-def edgenas_helpers():
-    """(op_names, calibration_batches, CALIBRATION_SEED) of edgenas's export: the same calibration samples and
-    op reading as `edgenas export` (their module moved from export.deploy to export.package / export.ptq)."""
-    try:
-        from edgenas.export.package import op_names
-        from edgenas.export.ptq import CALIBRATION_SEED, calibration_batches
-    except ImportError:
-        from edgenas.export.deploy import CALIBRATION_SEED
-        from edgenas.export.deploy import _calibration_batches as calibration_batches
-        from edgenas.export.deploy import _op_names as op_names
-    return op_names, calibration_batches, CALIBRATION_SEED
-
-
 def log(msg: str) -> None:
     print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomically: a temporary file beside `path`, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    records.write_json(path, data)
 
 
 # ---- training (edgenas's trainer, cached) -------------------------------------------------------------------
@@ -241,7 +222,7 @@ def vela_cli(et_py: Path, model: Path, profile, out_dir: Path) -> dict[str, Any]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         return {"status": "failed", "error": (r.stderr or r.stdout)[-2000:], "command": cmd}
-    ops = edgenas_helpers()[0]((out_dir / f"{model.stem}_vela.tflite").read_bytes())
+    ops = op_names((out_dir / f"{model.stem}_vela.tflite").read_bytes())
     npu = [op for op in ops if is_npu_op(op)]
     cpu = [op for op in ops if op not in npu]
     return {"status": "ok", "vela": f"ethos-u-vela {version}", "command": " ".join(cmd[1:]), "npu_partitions": len(npu),
@@ -292,7 +273,6 @@ def executorch_side(net: Network, ckpt: Path, profile, cache: Path, et_py: Path)
     module.eval()
     data = c.task.data(res, seed=c.recipe.seed)
     n_cal = min(CALIBRATION_SAMPLES, len(data.train))
-    _, calibration_batches, calibration_seed = edgenas_helpers()
     calib = torch.cat(list(calibration_batches(data.train, n_cal))).numpy()
     work = out.with_name(out.name + ".tmp")
     if work.exists():
@@ -319,7 +299,7 @@ def executorch_side(net: Network, ckpt: Path, profile, cache: Path, et_py: Path)
         tail = (work / "log.txt").read_text()[-3000:]
         raise RuntimeError(f"ExecuTorch side exited {r.returncode} without a result:\n{tail}")
     result = json.loads((work / "result.json").read_text())
-    result.update(float_module_max_abs_diff=float_diff, calibration={"samples": n_cal, "seed": calibration_seed},
+    result.update(float_module_max_abs_diff=float_diff, calibration={"samples": n_cal, "seed": CALIBRATION_SEED},
                   resolution=f"{res[0]}x{res[1]}", eval_samples=len(val))
     write_json(work / "result.json", result)
     for name in ("calib.npy", "eval.npy"):
@@ -399,7 +379,7 @@ def measure(net: Network, profile, cache: Path, et_py: Path, epochs: int | None 
         row["edgenas"] = {"status": "refused", "error": summary["refused"]}
     else:
         cpu_s = edgenas_cpu_seconds(summary, net, ckpt, profile, cache)
-        vela_ops = edgenas_helpers()[0]((cache / "edgenas" / summary["_dir"] / "model_int8_vela.tflite").read_bytes())
+        vela_ops = op_names((cache / "edgenas" / summary["_dir"] / "model_int8_vela.tflite").read_bytes())
         npu_partitions = sum(map(is_npu_op, vela_ops))  # one ethos-u custom op per NPU partition
         f = summary["compiler_figures"]
         row["resolution"] = summary["resolution"]
