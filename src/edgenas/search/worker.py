@@ -70,7 +70,7 @@ def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Map
     the strategy takes `known`, some evaluator is expensive, a cheap one gives an objective, and the space
     has at most `limit` candidates. The order is shuffled by `seed`, so workers starting together measure
     different candidates first (each result is stored once and reused). A candidate whose cheap figure is
-    missing (failed compile) gives None, as the strategy expects for an unknown value. `on_measured(done,
+    missing (failed compile) gives None (the strategy then models that objective instead). `on_measured(done,
     total)` after each candidate (a progress bar)."""
     import random
 
@@ -222,16 +222,15 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
             return StageResult(dict(metrics))
         return measure
 
-    # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
-    # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
     if session == 0 and setup.section.enqueue and not study.get_trials(deepcopy=False):
-        from edgenas.search.study import enqueued_genotypes
-
         from edgenas.search.strategies._params import _storable
+        from edgenas.search.study import enqueued_genotypes
 
         for g in enqueued_genotypes(setup.space, setup.section, setup.source):  # first, in order (search.enqueue)
             study.enqueue_trial({k: v if _storable(setup.space.choices[k]) else str(v) for k, v in g.as_dict().items()},
                                 skip_if_exists=True)
+    # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
+    # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= target
     known = None if done else known_objectives(setup, measure_for(None), seed=my_seed, on_measured=on_prepass)
     strategy = make_strategy(setup, seed=my_seed, known=known)
