@@ -233,3 +233,11 @@ def test_genotype_list_outside_the_space_exits_2(work: Path) -> None:
                        "--no-progress", cwd=work)
     assert code == 2 and "list.txt" in err and "line 2" in err and len(err.strip().splitlines()) == 1, err
     assert not (work / "bad.json").exists() and not (work / "bad.runs").exists()
+
+
+def test_reference_folder_of_other_settings_exits_2_before_anything_is_written(work: Path) -> None:
+    """The fixture's reference folder holds bench-proxies runs of the full preset: a smoke run against it is
+    refused (one line naming the folder) before any supernet folder is made."""
+    code, _, err = cli(*_args("other.json", "ref.json", "--preset", "smoke"), cwd=work)
+    assert code == 2 and "ref.runs" in err and "other settings" in err and len(err.strip().splitlines()) == 1, err
+    assert not (work / "other.runs").exists() and not (work / "other.json").exists()

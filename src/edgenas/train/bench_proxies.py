@@ -355,16 +355,19 @@ def _work(item: Item) -> dict[str, Any]:
 # ---- the parent: plan, run, summarise -----------------------------------------------------------------------
 
 
-def _check_folder(runs: Path, settings: BenchSettings, space: SearchSpace) -> None:
+def check_folder(runs: Path, settings: BenchSettings, space: SearchSpace, *, create: bool = True) -> None:
+    """A run folder for `settings` (created with its manifest when new, unless `create` is False); a folder of
+    other settings is refused."""
     remember_settings(runs, settings.fingerprint(space.space_key),
                       {"space": space.name, "space_key": space.space_key, "settings": _settings_dict(settings)},
-                      what="config, preset, recipe, task or resolution")
+                      what="config, preset, recipe, task or resolution", create=create)
 
 
 def remember_settings(folder: Path, fingerprint: str, record: Mapping[str, Any], *, what: str,
-                      manifest: str = "settings.json") -> bool:
+                      manifest: str = "settings.json", create: bool = True) -> bool:
     """A run folder remembers the fingerprint of the settings its runs were made with and refuses others
-    (ConfigError naming the folder and `what` may differ). True when the folder is new (manifest written)."""
+    (ConfigError naming the folder and `what` may differ). True when the folder is new (manifest written,
+    unless `create` is False: then only checked)."""
     path = folder / manifest
     if path.exists():
         try:
@@ -375,8 +378,9 @@ def remember_settings(folder: Path, fingerprint: str, record: Mapping[str, Any],
             raise ConfigError(f"holds runs of other settings ({what}); use another --out or delete the folder",
                               source=str(folder))
         return False
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"fingerprint": fingerprint, **record})
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"fingerprint": fingerprint, **record})
     return True
 
 
@@ -407,7 +411,7 @@ def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path,
     out = Path(out)
     space = load_space(settings.config)
     runs = runs_dir(out)
-    _check_folder(runs, settings, space)
+    check_folder(runs, settings, space)
     items = plan(settings, genotypes)
     todo = [it for it in items if read_done(runs / f"{it.key}.json") is None]
     done_before = len(items) - len(todo)

@@ -128,11 +128,13 @@ def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
     _write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
 
 
-def _prepare_folder(s: SupernetBenchSettings, strategy: str, folder: Path, space_key: str) -> None:
+def _prepare_folder(s: SupernetBenchSettings, strategy: str, folder: Path, space_key: str, *,
+                    create: bool = True) -> None:
     record = {"strategy": strategy, "epochs": s.epochs[strategy], "supernet": dict(s.supernet)}
     what = "config, preset, recipe, task, resolution, epochs or supernet section"
-    bp.remember_settings(folder, s.strategy_fingerprint(strategy, space_key), record, what=what, manifest="bench.json")
-    if not (folder / "config.yaml").exists():  # decided by the fingerprinted settings: safe to write again
+    bp.remember_settings(folder, s.strategy_fingerprint(strategy, space_key), record, what=what, manifest="bench.json",
+                         create=create)
+    if create and not (folder / "config.yaml").exists():  # decided by the fingerprinted settings: safe to write again
         _write_yaml(folder / "config.yaml", _derived_config(s, strategy))
 
 
@@ -238,8 +240,10 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
     space = load_space(s.reference.config)
     say = on_event or (lambda _msg: None)
     folders = {st: runs / st for st in s.strategies}
-    for st, folder in folders.items():  # every check before anything long starts
-        _prepare_folder(s, st, folder, space.space_key)
+    for create in (False, True):  # every folder checked before anything is written
+        bp.check_folder(bp.runs_dir(reference_out), s.reference, space, create=create)
+        for st, folder in folders.items():
+            _prepare_folder(s, st, folder, space.space_key, create=create)
     say(f"reference: {reference_out}")
     ref = bp.run_bench(s.reference, genotypes, reference_out, jobs=jobs, resamples=resamples, train=train)
     say(f"reference: {ref.done_before} bench-proxies runs were kept, {ref.done_now} trained now "
