@@ -175,6 +175,10 @@ choices:
   head1_block: [conv3x3, dsconv3x3, mbconv_e4, mbconv_e6]
 """
 JOBS = 8
+# The stopped-sweep test signals once two rows are cached: 24 jobs leave a fast machine time to be mid-sweep
+# when the signal lands (with 8, a loaded test process could wake after the sweep had finished).
+LONG_RESOLUTIONS = "[64x96, 96x128, 128x192]"
+LONG_JOBS = 24
 
 
 @pytest.fixture
@@ -194,6 +198,8 @@ def read_csv(p: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("how", ["SIGTERM to edgenas", "Ctrl-C to the process group"])
 def test_stopped_sweep_exits_cleanly_and_resumes(sweep_dir: Path, how: str) -> None:
+    space = sweep_dir / "space.yaml"
+    space.write_text(SWEEP_SPACE.replace("resolutions: [64x96]", f"resolutions: {LONG_RESOLUTIONS}"))
     p = start(*sweep_args(sweep_dir, "-j", "2"))
     cached = "SELECT count(*) FROM measurements"
     until(lambda: count_rows(sweep_dir / "cache.sqlite", cached) >= 2, 120, "two measurements", p)
@@ -214,8 +220,8 @@ def test_stopped_sweep_exits_cleanly_and_resumes(sweep_dir: Path, how: str) -> N
     kept = count_rows(sweep_dir / "cache.sqlite", cached)
     r = subprocess.run([EDGENAS, *sweep_args(sweep_dir, "-j", "2")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert f"{JOBS} rows ({JOBS - kept} compiled, {kept} from cache, 0 failed" in " ".join(r.stderr.split())
-    assert len(read_csv(sweep_dir / "out.csv")) == JOBS
+    assert f"{LONG_JOBS} rows ({LONG_JOBS - kept} compiled, {kept} from cache, 0 failed" in " ".join(r.stderr.split())
+    assert len(read_csv(sweep_dir / "out.csv")) == LONG_JOBS
 
 
 def test_workers_die_with_a_killed_sweep(sweep_dir: Path) -> None:

@@ -46,10 +46,13 @@ REAL = _real_configs()
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the examples (so `extends: seed_head_upsample.yaml` resolves) and the file under test."""
-    d = tmp_path_factory.mktemp("configs")
-    for p in EXAMPLES.glob("*.yaml"):
-        shutil.copy(p, d / p.name)
+    """A folder holding the examples (so `extends: seed_head_upsample.yaml` resolves) and the file under test,
+    beside a copy of benchmarks/ (so `extends: ../benchmarks/flow_space.yaml` resolves too)."""
+    root = tmp_path_factory.mktemp("configs")
+    d = root / "examples"
+    only_yaml = lambda _, names: [n for n in names if not n.endswith(".yaml")]  # noqa: E731
+    shutil.copytree(EXAMPLES, d, ignore=only_yaml)
+    shutil.copytree(EXAMPLES.parent / "benchmarks", root / "benchmarks", ignore=only_yaml)
     return d
 
 
