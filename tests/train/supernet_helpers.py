@@ -3,6 +3,7 @@ two predict kernels, Head1's width as a choice) and digits at 8x8 (a stages clas
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 FLOW = """\
@@ -42,3 +43,32 @@ def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """`edgenas ARGS` in this process (as the installed command runs it: errors -> one line, exit 2):
+    (exit code, stdout, stderr). In-process saves the seconds of importing torch per call."""
+    import contextlib
+    import io
+    import os
+    import signal
+
+    from edgenas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_argv, old_term = os.getcwd(), sys.argv, signal.getsignal(signal.SIGTERM)
+    os.environ["EDGENAS_DATA_CACHE"] = str(cwd / "cache")
+    code = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = ["edgenas", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+        signal.signal(signal.SIGTERM, old_term)
+    return code, out.getvalue(), err.getvalue()

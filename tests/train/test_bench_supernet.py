@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import pytest
 from scipy.stats import kendalltau, spearmanr
+
+from supernet_helpers import cli
 
 from edgenas.space.space import load_space
 from edgenas.train import bench_proxies as bp
@@ -34,33 +34,6 @@ train: {epochs: 2, batch_size: 16}
 supernet: {bn_samples: 32, bn_batch_size: 16}
 """
 PROXIES = (*bp.PROXY_NAMES, *bp.BASELINE_NAMES)
-
-
-def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
-    """`edgenas ARGS` in this process, as the installed command runs it (errors: one line, exit 2)."""
-    import contextlib
-    import io
-    import signal
-
-    from edgenas.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    old_cwd, old_argv, old_term = os.getcwd(), sys.argv, signal.getsignal(signal.SIGTERM)
-    os.environ["EDGENAS_DATA_CACHE"] = str(cwd / "cache")
-    code = 0
-    try:
-        os.chdir(cwd)
-        sys.argv = ["edgenas", *args]
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        os.chdir(old_cwd)
-        sys.argv = old_argv
-        signal.signal(signal.SIGTERM, old_term)
-    return code, out.getvalue(), err.getvalue()
 
 
 def plant_reference(settings: bp.BenchSettings, genotypes, runs: Path, metric: dict[str, float]) -> None:

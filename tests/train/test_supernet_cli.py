@@ -12,39 +12,11 @@ from pathlib import Path
 import pytest
 
 import supernet_helpers as h
+from supernet_helpers import cli
 
 EDGENAS = str(Path(sys.executable).with_name("edgenas"))
 G1 = "stage0_block=dsconv3x3,stage1_block=resnet,widths.units_per_stage=2"
 G2 = "stage0_block=mbconv_e4,stage1_block=conv3x3"
-
-
-def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
-    """`edgenas ARGS` in this process (as the installed command runs it: errors -> one line, exit 2):
-    (exit code, stdout, stderr). In-process saves the seconds of importing torch per call."""
-    import contextlib
-    import io
-    import os
-    import signal
-
-    from edgenas.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    old_cwd, old_argv, old_term = os.getcwd(), sys.argv, signal.getsignal(signal.SIGTERM)
-    os.environ["EDGENAS_DATA_CACHE"] = str(cwd / "cache")
-    code = 0
-    try:
-        os.chdir(cwd)
-        sys.argv = ["edgenas", *args]
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        os.chdir(old_cwd)
-        sys.argv = old_argv
-        signal.signal(signal.SIGTERM, old_term)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
