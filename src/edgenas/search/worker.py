@@ -80,7 +80,7 @@ def known_objectives(setup: SearchSetup, measure: Callable[[Stage, Genotype, Map
     cheap = [s for s in stages if s.cost == "cheap"]
     cheap_metrics = {m for s in cheap for m in s.metrics}
     wanted = [o.metric if o.metric in cheap_metrics else None for o in setup.objectives]
-    size = math.prod(len(v) for v in setup.space.choices.values())
+    size = setup.space.size()
     if (not uses_known(setup.strategy) or "known" in setup.section.strategy_options or size > limit
             or not any(s.cost == "expensive" for s in stages) or not any(wanted)):
         return None
