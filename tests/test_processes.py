@@ -53,9 +53,16 @@ def until(cond: Callable[[], Any], timeout: float, what: str, proc: subprocess.P
         time.sleep(0.02)
 
 
+def _as_a_foreground_job() -> None:
+    # A shell without job control starts background commands with SIGINT ignored, and Python then installs
+    # no Ctrl-C handler: a test suite started with `&` (a CI script, nohup) would hand that on to edgenas,
+    # which rightly keeps ignoring Ctrl-C. The commands here stand for ones typed at a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([EDGENAS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env, cwd=cwd)
+                            start_new_session=True, env=env, cwd=cwd, preexec_fn=_as_a_foreground_job)
 
 
 def finish(p: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -134,6 +141,7 @@ def test_leaving_early_kills_the_workers(no_children_after: None) -> None:
 @pytest.fixture
 def signal_handlers() -> Iterator[None]:
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even for a suite started with `&`
     yield
     for s, h in saved.items():
         signal.signal(s, h)
@@ -164,6 +172,16 @@ def test_deferred_interrupts_wait_for_an_allowed_block_or_the_end(signal_handler
             time.sleep(5)  # raised at once
 
 
+def test_deferred_interrupts_leave_an_ignored_ctrl_c_ignored(signal_handlers: None) -> None:
+    # `edgenas train ... &` from a script starts with SIGINT ignored; the terminal's Ctrl-C is not for it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert not interrupt_pending()
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
 # ---- edgenas sweep ----------------------------------------------------------------------------------------
 
 SWEEP_SPACE = """\
@@ -176,7 +194,7 @@ choices:
 """
 JOBS = 8
 # The stopped-sweep test signals once two rows are cached: 24 jobs leave a fast machine time to be mid-sweep
-# when the signal lands (with 8, a loaded test process could wake after the sweep had finished).
+# when the signal lands, however late a loaded test process wakes.
 LONG_RESOLUTIONS = "[64x96, 96x128, 128x192]"
 LONG_JOBS = 24
 

@@ -300,7 +300,8 @@ def interrupts_deferred() -> Iterator[None]:
     if _Gate.depth == 0:
         saved = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
         _Gate.pending, _Gate.raised, _Gate.allowed = None, False, False
-        signal.signal(signal.SIGINT, _gate_handler)
+        if saved[0] is not signal.SIG_IGN:  # Ctrl-C stays ignored where the shell made it so (`cmd &` in a script)
+            signal.signal(signal.SIGINT, _gate_handler)
         signal.signal(signal.SIGTERM, _gate_handler)
     _Gate.depth += 1
     try:
