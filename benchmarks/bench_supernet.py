@@ -12,6 +12,8 @@ runs/bench_proxies/<task>-<preset>.runs (`python benchmarks/bench_proxies.py`): 
 and what is missing is trained into it by bench-proxies' own code. `smoke` starts its supernets afresh each
 time (and reuses the reference of a bench_proxies.py smoke run just before it, as `make bench` runs them, when
 it has the same settings); `full` resumes. --out-dir / --reference-dir put both elsewhere (e.g. /tmp).
+`full --supernets-only` trains the supernets while `bench_proxies.py full` trains the reference in another
+process (the reference is read as it stands; the table covers the genotypes it has finished so far).
 
 `pilot` times, at the `full` settings with one torch thread, training steps of each strategy's supernet
 through the stand-alone Trainer's own step (after one warm-up step; the sampled sub-networks are the run's
@@ -46,7 +48,8 @@ def _rel(p: Path) -> str:
         return str(p)
 
 
-def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir: Path) -> None:
+def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir: Path, *,
+               strategies: str | None = None, reference_training: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"### bench-supernet, preset {preset} ({datetime.date.today()})\n")
     print(f"Machine: {describe()}.\n")
@@ -60,6 +63,10 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
         genotypes = str(SMOKE_GENOTYPES) if preset == "smoke" else _rel(lst)
         cmd = [_edgenas(), "bench-supernet", _rel(cfg), "--genotypes", genotypes, "--preset", preset,
                "--jobs", str(jobs), "--reference", _rel(ref), "--out", _rel(out)]
+        if strategies:
+            cmd += ["--strategies", strategies]
+        if not reference_training:
+            cmd.append("--no-reference-training")
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         minutes = (time.perf_counter() - t0) / 60
@@ -182,6 +189,10 @@ def main() -> None:
     ap.add_argument("--scored", type=int, default=3, help="pilot: genotypes scored per strategy")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--task", action="append", choices=tuple(TASKS), help="one task only (repeatable)")
+    ap.add_argument("--strategies", help="comma-separated (default: both, spos and sandwich)")
+    ap.add_argument("--supernets-only", action="store_true",
+                    help="read the reference as it stands (bench_proxies.py may be training it meanwhile in "
+                    "another process) and train only the supernets")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_supernet")
     ap.add_argument("--reference-dir", type=Path, default=ROOT / "runs" / "bench_proxies",
                     help="where bench_proxies.py keeps <task>-<preset>.json and its runs")
@@ -189,7 +200,8 @@ def main() -> None:
     if a.mode == "pilot":
         pilot(a.task or PRESET_TASKS["full"], a.steps, a.scored)
         return
-    run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve())
+    run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve(),
+               strategies=a.strategies, reference_training=not a.supernets_only)
 
 
 if __name__ == "__main__":

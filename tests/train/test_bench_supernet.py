@@ -214,3 +214,30 @@ def test_reference_folder_of_other_settings_exits_2_before_anything_is_written(w
     code, _, err = cli(*_args("other.json", "ref.json", "--preset", "smoke"), cwd=work)
     assert code == 2 and "ref.runs" in err and "other settings" in err and len(err.strip().splitlines()) == 1, err
     assert not (work / "other.runs").exists() and not (work / "other.json").exists()
+
+
+def test_supernets_train_beside_an_unfinished_reference_without_training_it(work: Path) -> None:
+    """--no-reference-training (bench-proxies trains the reference meanwhile in another process): a reference
+    missing two genotypes' runs is read as it stands, nothing is added to its folder, the supernet is trained
+    and scores every listed genotype (the same scores as the fixture's run on the whole reference), and the
+    table covers the four finished genotypes, marked partial."""
+    space = load_space(work / "cfg.yaml")
+    gs = bp.read_genotypes(space, "6")
+    s = bs.make_settings(str(work / "cfg.yaml"), len(gs))
+    plant_reference(s.reference, gs, work / "part.runs", {g.arch_id: 10.0 * i for i, g in enumerate(gs)})
+    missing = {gs[1].arch_id, gs[4].arch_id}
+    for it in bp.plan(s.reference, gs):
+        if it.arch_id in missing and it.kind == "ref":
+            (work / "part.runs" / f"{it.key}.json").unlink()
+    before = sorted(p.name for p in (work / "part.runs").iterdir())
+    code, _, err = cli(*_args("p.json", "part.json", "--strategies", "sandwich", "--no-reference-training"),
+                       cwd=work)
+    assert code == 0, err
+    assert sorted(p.name for p in (work / "part.runs").iterdir() if p.name != "settings.json") == \
+        [n for n in before if n != "settings.json"]
+    scores = json.loads((work / "p.runs" / "sandwich" / "scores.json").read_text())["scores"]
+    whole = json.loads((work / "a.runs" / "sandwich" / "scores.json").read_text())["scores"]
+    assert {a: r["metric"] for a, r in scores.items()} == {a: r["metric"] for a, r in whole.items()}
+    summary = json.loads((work / "p.json").read_text())
+    assert summary["status"] == "partial" and summary["genotypes"]["complete"] == 4
+    assert summary["genotypes"]["listed"] == 6

@@ -187,6 +187,11 @@ def bench_supernet(
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the intervals."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the random draw when --genotypes is N."),
     report_only: bool = typer.Option(False, "--report-only", help="Train nothing: summarise what is kept."),
+    reference_training: bool = typer.Option(True, "--reference-training/--no-reference-training",
+                                            help="Train the reference's missing runs first (default), or read it "
+                                            "as it stands: the supernets train while bench-proxies trains the "
+                                            "reference in another process, and the table covers the genotypes "
+                                            "it has finished."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Print what starts and ends."),
 ) -> None:
     from edgenas.cli.train import _need_torch
@@ -211,7 +216,7 @@ def bench_supernet(
 
     try:
         run = bs.run_bench_supernet(settings, listed, out, reference_out=reference, jobs=jobs, resamples=resamples,
-                                    train=not report_only, on_event=say)
+                                    train=not report_only, train_reference=reference_training, on_event=say)
     except KeyboardInterrupt as e:
         e.args = (bp.resume_hint(sys.argv),)
         raise

@@ -229,9 +229,12 @@ class SupernetBenchRun:
 
 def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], out: Path, *,
                        reference_out: Path | None = None, jobs: int = 1, resamples: int = 1000, train: bool = True,
+                       train_reference: bool = True,
                        on_event: Callable[[str], None] | None = None) -> SupernetBenchRun:
-    """The reference (bench-proxies' run folder: finished runs read, missing ones trained by its own code),
-    then each strategy's supernet trained and scored, then the table; `out` gets the JSON."""
+    """The reference (bench-proxies' run folder: finished runs read, missing ones trained by its own code
+    unless `train_reference` is False: then it is read as it stands, e.g. while bench-proxies trains it in
+    another process, and the table covers the genotypes it has finished), then each strategy's supernet
+    trained and scored, then the table; `out` gets the JSON."""
     from edgenas.processes import WorkerDied, run_in_workers
 
     out = Path(out)
@@ -245,7 +248,8 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
         for st, folder in folders.items():
             _prepare_folder(s, st, folder, space.space_key, create=create)
     say(f"reference: {reference_out}")
-    ref = bp.run_bench(s.reference, genotypes, reference_out, jobs=jobs, resamples=resamples, train=train)
+    ref = bp.run_bench(s.reference, genotypes, reference_out, jobs=jobs, resamples=resamples,
+                       train=train and train_reference)
     say(f"reference: {ref.done_before} bench-proxies runs were kept, {ref.done_now} trained now "
         f"({reference_out})")
     texts = tuple(str(g) for g in genotypes)
