@@ -242,3 +242,14 @@ def test_warp_is_monotone_and_exactly_invertible() -> None:
     assert np.allclose(w.inverse(t), y)
     good = y[y <= np.median(y)]
     assert np.allclose(w(good), good)  # the better half keeps its units
+
+
+def test_values_to_params_inverts_params_to_values() -> None:
+    from edgenas.search.strategies._params import distributions, params_to_values, values_to_params
+
+    choices = {"block": ["conv3x3", "dsconv3x3"], "width": [8, 16], "shape": [(1, 2), (3, 4)]}
+    values = {"block": "dsconv3x3", "width": 16, "shape": (3, 4)}
+    params = values_to_params(values, choices)
+    assert params == {"block": "dsconv3x3", "width": 16, "shape": "(3, 4)"}
+    assert all(params[k] in distributions(choices)[k].choices for k in choices)  # what Optuna accepts
+    assert params_to_values(params, choices) == values

@@ -223,12 +223,11 @@ def run_trials(setup: SearchSetup, study_name: str, storage: Any, *, target: int
         return measure
 
     if session == 0 and setup.section.enqueue and not study.get_trials(deepcopy=False):
-        from edgenas.search.strategies._params import _storable
+        from edgenas.search.strategies._params import values_to_params
         from edgenas.search.study import enqueued_genotypes
 
         for g in enqueued_genotypes(setup.space, setup.section, setup.source):  # first, in order (search.enqueue)
-            study.enqueue_trial({k: v if _storable(setup.space.choices[k]) else str(v) for k, v in g.as_dict().items()},
-                                skip_if_exists=True)
+            study.enqueue_trial(values_to_params(g.as_dict(), setup.space.choices), skip_if_exists=True)
     # Cheap figures first, for every candidate of a listable space, then the strategy that uses them exactly
     # (`known_objectives`); the results are in the store, so the trials reuse them and other workers share them.
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= target

@@ -59,3 +59,8 @@ def params_to_values(params: Mapping[str, Any], choices: Mapping[str, Sequence[A
         v = params[k]
         out[k] = v if _storable(opts) else next(o for o in opts if str(o) == v)
     return out
+
+
+def values_to_params(values: Mapping[str, Any], choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """Option values -> trial params as stored (the inverse of `params_to_values`), e.g. for `enqueue_trial`."""
+    return {k: v if _storable(choices[k]) else str(v) for k, v in values.items()}
