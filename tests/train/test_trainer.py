@@ -155,3 +155,19 @@ def test_learning_curve_fit_recovers_a_known_power_law() -> None:
     fit = fit_learning_curve(t, epe, rising=False)
     assert fit.a == pytest.approx(1.5, abs=0.02) and fit.at(100) == pytest.approx(1.9, abs=0.02)
     assert fit_learning_curve([1, 2], [3, 4], rising=True) is None
+
+
+def test_learning_curve_asymptote_stays_within_the_metrics_bound() -> None:
+    # a flow run leaving the no-motion plateau (its EPE falling faster each epoch): unbounded, the power
+    # law's "asymptote" is far below 0 px
+    t, epe = [1, 2, 3, 4], [1.952, 1.933, 1.892, 1.725]
+    free = fit_learning_curve(t, epe, rising=False)
+    assert free is not None and free.a < 0
+    bounded = fit_learning_curve(t, epe, rising=False, best_possible=0.0)
+    assert bounded is not None and 0.0 <= bounded.a <= min(epe)
+    acc = [20.0, 60.0, 90.0, 99.0]
+    up = fit_learning_curve(t, acc, rising=True, best_possible=100.0)
+    assert up is not None and up.a <= 100.0
+    # a bound that does not bind changes nothing
+    known = [1.5 + 4.0 * x ** -0.5 for x in range(1, 13)]
+    assert fit_learning_curve(range(1, 13), known, rising=False, best_possible=0.0).a == pytest.approx(1.5, abs=0.02)

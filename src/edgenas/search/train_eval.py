@@ -99,9 +99,11 @@ def rungs(first: int, eta: int, epochs: int) -> list[int]:
 
 
 def stop_rule(primary: str, rising: bool, hints: Hints, *, stop_early: bool = True, min_epochs: int = 3,
-              halving: tuple[int, list[int]] | None = None) -> Callable[[list[dict[str, float]]], str | None]:
+              halving: tuple[int, list[int]] | None = None,
+              best_possible: float | None = None) -> Callable[[list[dict[str, float]]], str | None]:
     """The trainer's `stop_when`: after each epoch, a reason to stop the candidate, or None. `halving`:
-    (eta, rung epochs) for successive halving against the study's other candidates."""
+    (eta, rung epochs) for successive halving against the study's other candidates; `best_possible`: the
+    metric's bound (the task's), which the extrapolation may not pass."""
     from edgenas.train.curve import fit_learning_curve
 
     def stop_when(history: list[dict[str, float]]) -> str | None:
@@ -119,7 +121,8 @@ def stop_rule(primary: str, rising: bool, hints: Hints, *, stop_early: bool = Tr
                 return f"successive halving at epoch {epoch}: not in the best 1/{halving[0]} of its rung"
         if not stop_early or len(points) < min_epochs:
             return None
-        fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=rising)
+        fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=rising,
+                                 best_possible=best_possible)
         if fit is None:
             return None
         seen = max(p[1] for p in points) if rising else min(p[1] for p in points)
@@ -299,7 +302,8 @@ class TrainEvaluator(_TaskEvaluator):
                 h = self.opts.halving
                 halving = (h.eta, rungs(h.first, h.eta, self.recipe.epochs))
             rule = stop_rule(self.task.primary, self.task.higher_is_better, hints, stop_early=self.opts.stop_early,
-                             min_epochs=self.opts.min_epochs, halving=halving)
+                             min_epochs=self.opts.min_epochs, halving=halving,
+                             best_possible=getattr(self.task, "best_possible", None))
             trainer = Trainer(module, self.task, self._data, self.recipe, Path(tmp), identity=identity,
                               stop_when=rule)
             result = trainer.run()

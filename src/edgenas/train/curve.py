@@ -3,7 +3,9 @@ m(t) = a + b * t^(-c) (one that falls, e.g. EPE) to a run's validation history w
 says where a long one would end, and a search can stop a candidate that could not catch up.
 
 The power law is the usual model (Domhan et al. 2015 use it among others; it fits saturating curves with
-few points); with under 3 points there is nothing to fit.
+few points); with under 3 points there is nothing to fit. A run still leaving a plateau (EPE falling faster
+each epoch) fits a curve that never saturates, whose "asymptote" is any number: `best_possible` (the task's
+bound, 0 px of EPE, 100 % top-1) keeps the asymptote on the attainable side.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ class CurveFit:
         return asdict(self)
 
 
-def fit_learning_curve(epochs: Sequence[float], values: Sequence[float], *, rising: bool) -> CurveFit | None:
+def fit_learning_curve(epochs: Sequence[float], values: Sequence[float], *, rising: bool,
+                       best_possible: float | None = None) -> CurveFit | None:
     """Least-squares fit of the power law to (epoch, metric) points (epochs from 1); None when there are
-    fewer than 3 finite points or the fit does not converge."""
+    fewer than 3 finite points or the fit does not converge. `best_possible`: the asymptote is bounded by it
+    (from above for a rising metric, from below for a falling one)."""
     from scipy.optimize import curve_fit
 
     pts = [(float(t), float(v)) for t, v in zip(epochs, values) if t > 0 and math.isfinite(v)]
@@ -49,11 +53,14 @@ def fit_learning_curve(epochs: Sequence[float], values: Sequence[float], *, risi
         return a + sign * b * np.power(tt, -c)
 
     span = float(np.ptp(y)) or max(abs(float(y[-1])), 1e-6)
-    p0 = (float(y[-1]), span, 0.5)
+    a_low, a_high = -np.inf, np.inf
+    if best_possible is not None:
+        a_low, a_high = (a_low, float(best_possible)) if rising else (float(best_possible), a_high)
+    p0 = (float(np.clip(y[-1], a_low, a_high)), span, 0.5)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (a, b, c), _ = curve_fit(model, t, y, p0=p0, bounds=([-np.inf, 0.0, 1e-3], [np.inf, np.inf, 5.0]),
+            (a, b, c), _ = curve_fit(model, t, y, p0=p0, bounds=([a_low, 0.0, 1e-3], [a_high, np.inf, 5.0]),
                                      maxfev=5000)
     except (RuntimeError, ValueError):
         return None

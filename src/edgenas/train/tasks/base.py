@@ -42,6 +42,7 @@ class Task(ABC):
     kind: str = ""  # "flow" | "classification" | a plug-in's own word
     primary: str = ""  # e.g. "epe" or "top1"
     higher_is_better: bool = False
+    best_possible: float | None = None  # the primary metric's bound (0 px EPE, 100 % top-1): curve fits stay inside
 
     @abstractmethod
     def data(self, resolution: tuple[int, int], *, seed: int, progress: DataProgress | None = None) -> TaskData:

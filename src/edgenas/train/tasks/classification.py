@@ -82,6 +82,7 @@ class ClassificationTask(Task):
     kind = "classification"
     primary = "top1"
     higher_is_better = True
+    best_possible = 100.0
     input_channels = 1
     num_classes = 0
 

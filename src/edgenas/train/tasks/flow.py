@@ -162,6 +162,7 @@ class FlowTask(Task):
     kind = "flow"
     primary = "epe"
     higher_is_better = False
+    best_possible = 0.0
     input_channels = 6
 
     def __init__(self, *, name: str = "flow", train_data: str = "synthetic", val_data: str = "synthetic",
