@@ -13,6 +13,7 @@ an `edgenas.train.tasks.Task`. Example::
     class Shapes(Task):
         name, kind, primary, higher_is_better = "shapes", "classification", "top1", True
         input_channels = 3  # optional: checked against the space's input_channels
+        best_possible = 100.0  # optional: the metric's bound, which learning-curve fits may not pass
         ...
 
     def make(settings, *, source=None):
