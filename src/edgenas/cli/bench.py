@@ -161,7 +161,8 @@ genotypes, the same reference (seeds A and B), the same statistics and bootstrap
 The reference is bench-proxies' run folder (--reference FILE.json -> FILE.runs/, default beside --out):
 its finished runs are read, never retrained; missing ones are trained by bench-proxies' own code. The
 supernet's cost counts its training, data preparation, BatchNorm recalibration and scoring of every genotype.
-Its budget: the sub-network passes of short training of the whole list (--supernet-epochs overrides).
+Its budget: the sub-network passes of short training of the whole list, three quarters of them for SPOS
+(its steps cost more); --supernet-epochs overrides.
 
 \b
 Everything finished is kept (FILE.runs/<strategy>/: the supernet's checkpoint, the scores as they end); the
