@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,39 @@ def test_tiny_flow_search_end_to_end(tmp_path: Path) -> None:
     seed = space.parse_genotype(SEED_PICK)
     assert is_recommended(seed.as_dict(), rec)
     assert meas[seed.arch_id]["fps"] > 0 and meas[top["arch_id"]]["fps"] == pytest.approx(float(top["fps"]))
+
+
+def test_verdict_script_runs_the_chain_and_resumes(tmp_path: Path) -> None:
+    """benchmarks/flow_search_verdict.py on the tiny variant: search, stand-alone training of the seed pick
+    and of front designs, evaluation at both resolutions; run again, it trains nothing more and its verdict
+    column is what the recorded figures say (lower stand-alone EPE at equal or better FPS)."""
+    # a slow "pick" (an MBConv e6 Head1), so that faster front designs exist to be trained and judged
+    slow_pick = "head1_block=mbconv_e6,head2_block=conv5x5"
+    (tmp_path / "tiny.yaml").write_text(TINY.replace(f"enqueue: [{SEED_PICK}]", f'enqueue: ["{slow_pick}"]'))
+    run(["supernet", "train", "tiny.yaml", "--out", "sn", "--no-progress"], tmp_path)
+    env = {**os.environ, "EDGENAS_DATA_CACHE": str(tmp_path / "cache"),
+           "EDGENAS_CACHE": str(tmp_path / "compiler-cache.sqlite")}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "flow_search_verdict.py"), "--config", "tiny.yaml",
+           "--supernet", "sn", "--top", "2", "--jobs", "1", "--out-dir", str(tmp_path / "out")]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    runs = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "train").rglob("run.json")}
+    assert runs
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs  # nothing trained again
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    designs = verdict["designs"]
+    seed_arch = load_space(str(tmp_path / "tiny.yaml")).parse_genotype(slow_pick).arch_id
+    assert designs[seed_arch]["name"].startswith("seed pick")
+    for arch, d in designs.items():
+        assert (tmp_path / "out" / "train" / arch / "best.pt").exists()
+        assert set(d["epe"]) == {"16x16", "32x32"} and all(v > 0 for v in d["epe"].values())
+    pick = designs[seed_arch]
+    for arch, d in designs.items():
+        if arch == seed_arch:
+            continue
+        wins = d["epe"]["16x16"] < pick["epe"]["16x16"] and d["fps"] >= pick["fps"]
+        row = next(line for line in again.stdout.splitlines() if f"`{d['genotype']}`" in line)
+        assert row.rstrip(" |").endswith("mbconv_e6") == wins, row
+    assert len(designs) > 1  # front designs were trained, not only the pick
