@@ -76,7 +76,8 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
     ref = {g.arch_id: 1.0 + rng.random() for g in gs}
     plant_reference(s.reference, gs, tmp_path / "ref.runs", ref)
     est = {"spos": {a: v + rng.gauss(0, 0.3) for a, v in ref.items()},
-           "sandwich": {a: rng.random() for a in ref}}
+           "sandwich": {a: rng.random() for a in ref},
+           "sandwich-labels": {a: v + rng.gauss(0, 1.0) for a, v in ref.items()}}
     for st, sc in est.items():
         plant_supernet(tmp_path / "out.runs" / st, sc)
     summary = bs.summarise(s, space, gs, tmp_path / "out.json", tmp_path / "ref.json", resamples=50)
@@ -96,6 +97,7 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
     assert summary["genotypes"]["complete"] == len(gs)
     table = bp.markdown_table(summary)
     assert "supernet, SPOS (3 ep)" in table and "supernet, sandwich (3 ep)" in table and "seed B" in table
+    assert "supernet, sandwich (labels) (3 ep)" in table
 
 
 def test_budget_and_the_config_each_supernet_trains(tmp_path: Path) -> None:
@@ -105,7 +107,8 @@ def test_budget_and_the_config_each_supernet_trains(tmp_path: Path) -> None:
     s = bs.make_settings(cfg, 68, preset="full")
     assert s.reference.short_epochs == 1
     # sandwich: largest + smallest + 2 random per step; SPOS: 3/4 of the passes (its steps cost more)
-    assert s.epochs == {"spos": math.ceil(0.75 * 68), "sandwich": math.ceil(68 / 4)}
+    assert s.epochs == {"spos": math.ceil(0.75 * 68), "sandwich": math.ceil(68 / 4),
+                        "sandwich-labels": math.ceil(68 / 4)}
     assert s.recipe["seed"] == s.reference.recipe["seed"] + 4
     assert s.recipe["seed"] not in s.reference.seeds.values()
     space = load_space(cfg)
@@ -192,7 +195,7 @@ def test_resume_after_interruption_keeps_finished_work(work: Path) -> None:
 
 @pytest.mark.parametrize("extra, needle", [
     (("--preset", "huge"), "unknown preset 'huge'"),
-    (("--strategies", "spos,fairnas"), "unknown strategy 'fairnas'; allowed: spos, sandwich"),
+    (("--strategies", "spos,fairnas"), "unknown strategy 'fairnas'; allowed: spos, sandwich, sandwich-labels"),
     (("--supernet-epochs", "0"), "--supernet-epochs"),
 ])
 def test_bad_options_exit_2_with_one_line(work: Path, extra: tuple[str, ...], needle: str) -> None:

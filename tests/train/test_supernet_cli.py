@@ -66,7 +66,8 @@ def _one_line_exit_2(r: tuple[int, str, str], *needles: str) -> None:
 
 
 @pytest.mark.parametrize("edit, needles", [
-    (lambda t: t.replace("strategy: sandwich", "strategy: fair"), ("supernet.strategy", "'spos' or 'sandwich'")),
+    (lambda t: t.replace("strategy: sandwich", "strategy: fair"),
+     ("supernet.strategy", "'spos', 'sandwich' or 'sandwich-labels'")),
     (lambda t: t.replace("random: 1", "colour: 1"), ("supernet.colour", "allowed: strategy, random")),
     (lambda t: t.replace("random: 1", "resolutions: [8x16, 16x8]"), ("supernet.resolutions", "16x8 does not fit")),
     (lambda t: t.replace("random: 1", "resolutions: [12x12]"), ("supernet.resolutions[0]", "stride 8")),
@@ -80,13 +81,13 @@ def test_bad_supernet_section(tmp_path: Path, edit, needles) -> None:
 def test_the_installed_command_exits_2_on_one_line(work: Path, tmp_path: Path) -> None:
     r = subprocess.run([EDGENAS, "supernet", "train", "cfg.yaml", "--out", str(tmp_path / "o"), "--strategy", "fair"],
                        cwd=work, capture_output=True, text=True, timeout=300)
-    _one_line_exit_2((r.returncode, r.stdout, r.stderr), "--strategy", "allowed: spos, sandwich")
+    _one_line_exit_2((r.returncode, r.stdout, r.stderr), "--strategy", "allowed: spos, sandwich, sandwich-labels")
     assert not (tmp_path / "o").exists()
 
 
 def test_bad_command_lines(work: Path, tmp_path: Path) -> None:
     _one_line_exit_2(cli("supernet", "train", str(work / "cfg.yaml"), "--out", str(tmp_path / "o"), "--strategy",
-                         "fair", cwd=work), "--strategy", "allowed: spos, sandwich")
+                         "fair", cwd=work), "--strategy", "allowed: spos, sandwich, sandwich-labels")
     assert not (tmp_path / "o").exists()
     _one_line_exit_2(cli("supernet", "evaluate", "sn", "-g", "stage0_block=shuffle", cwd=work),
                      "genotype.stage0_block", "allowed: conv3x3, dsconv3x3, mbconv_e4")

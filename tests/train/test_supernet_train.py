@@ -30,7 +30,7 @@ def store_weights(out: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(out / CHECKPOINT)["model"]
 
 
-@pytest.mark.parametrize("strategy", ["spos", "sandwich"])
+@pytest.mark.parametrize("strategy", ["spos", "sandwich", "sandwich-labels"])
 def test_interrupted_training_resumes_to_the_same_store(tmp_path, strategy) -> None:
     cfg = h.write(tmp_path, h.FLOW)
     ref = train_supernet(make_setup(str(cfg), strategy=strategy), tmp_path / "ref")
@@ -133,6 +133,34 @@ def test_sandwich_step_teacher_learns_from_labels_only(tmp_path) -> None:
     student_slots = {k for k, p in store.named_parameters() if p.grad is not None}
     teacher_only = set(alone) - student_slots
     assert teacher_only and all(torch.allclose(full[k], alone[k], atol=1e-7, rtol=0) for k in teacher_only)
+
+
+def test_sandwich_labels_trains_every_sub_network_on_the_labels(tmp_path) -> None:
+    """sandwich-labels: the step's store gradient is the sum of each planned sub-network's label-loss
+    gradient, computed one by one (and differs from the distilling sandwich's)."""
+    setup = make_setup(str(h.write(tmp_path, h.FLOW)), strategy="sandwich-labels")
+    store, _ = build_store(setup.space, setup.resolution, 0)
+    net = Supernet(setup.space, store, setup.space.default).train()
+    ext = extremes(setup.space, setup.resolution)
+    x = torch.randn(2, 6, 16, 16)
+    target = torch.cat([torch.randn(2, 2, 16, 16), torch.ones(2, 1, 16, 16)], 1)
+    plan = sandwich_plan(net, ext, 2, [(16, 16)], 0, 0)
+
+    def grads() -> dict[str, torch.Tensor]:
+        g = {k: p.grad.clone() for k, p in store.named_parameters() if p.grad is not None}
+        store.zero_grad(set_to_none=True)
+        return g
+
+    sandwich_step(net, setup.task, ext, 2, [(16, 16)], 0, lambda: None, distill=False)((x,), target, 0)
+    step = grads()
+    for g, _ in plan:
+        setup.task.loss(net.run(g, x), target).backward()
+    by_hand = grads()
+    assert step.keys() == by_hand.keys()
+    assert all(torch.allclose(step[k], by_hand[k], atol=1e-6, rtol=1e-5) for k in step)
+    sandwich_step(net, setup.task, ext, 2, [(16, 16)], 0, lambda: None)((x,), target, 0)
+    distilled = grads()
+    assert any(not torch.allclose(distilled[k], step[k], atol=1e-6, rtol=1e-5) for k in step)
 
 
 def test_resolution_choice_resizes_the_batch_consistently() -> None:

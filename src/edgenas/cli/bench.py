@@ -153,9 +153,9 @@ def bench_proxies(
 
 
 _SUPERNET_HELP = """Does a weight-sharing supernet rank networks like stand-alone training? Train one supernet
-per strategy (spos, sandwich) on the reference's task, data and recipe, score every listed genotype with
-it (BatchNorm recalibrated per sub-network), and add a row per strategy to bench-proxies' table: the same
-genotypes, the same reference (seeds A and B), the same statistics and bootstrap resamples.
+per strategy (spos, sandwich, sandwich-labels) on the reference's task, data and recipe, score every listed
+genotype with it (BatchNorm recalibrated per sub-network), and add a row per strategy to bench-proxies'
+table: the same genotypes, the same reference (seeds A and B), the same statistics and bootstrap resamples.
 
 \b
 The reference is bench-proxies' run folder (--reference FILE.json -> FILE.runs/, default beside --out):
@@ -179,7 +179,8 @@ def bench_supernet(
     reference: Optional[Path] = typer.Option(None, "--reference", help="bench-proxies' JSON whose run folder "
                                              "(FILE.runs/) holds the reference (default: FILE.runs/reference.json "
                                              "of --out)."),
-    strategies: str = typer.Option("spos,sandwich", "--strategies", help="Comma-separated: spos, sandwich."),
+    strategies: str = typer.Option("spos,sandwich,sandwich-labels", "--strategies",
+                                   help="Comma-separated: spos, sandwich, sandwich-labels."),
     supernet_epochs: Optional[int] = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "
                                                   "(default: the budget of short training of the list)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes, one torch thread each (0 = one per core)."),

@@ -15,7 +15,7 @@ from edgenas.cli.train import _need_torch, _progress_bar, progress_callbacks
 _HELP = """Weight-sharing supernet: train once for the whole space, then score any sub-network in seconds.
 
 \b
-  edgenas supernet train CONFIG --out DIR [--strategy spos|sandwich]
+  edgenas supernet train CONFIG --out DIR [--strategy spos|sandwich|sandwich-labels]
   edgenas supernet evaluate DIR --genotype G [--genotype G ...]
   edgenas supernet export DIR --genotype G --out FILE
 
@@ -40,8 +40,8 @@ app = typer.Typer(help=_HELP, no_args_is_help=True, add_completion=False, pretty
 def train(
     config: str = typer.Argument(..., help="Space YAML with `task:` and `train:` (and `supernet:`) sections."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoint.pt, best.pt, supernet.json)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="spos or sandwich (default: "
-                                           "supernet.strategy, else sandwich)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="spos, sandwich or sandwich-labels "
+                                           "(default: supernet.strategy, else sandwich)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default: train.epochs)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Train at this HxW only (default: "
                                              "supernet.resolutions, else train.resolution, else the space's "

@@ -5,7 +5,7 @@ against the same reference, with the same statistics and the same bootstrap resa
 - The reference (seeds A and B), the proxies, short training and MACs / params are bench-proxies' own units
   of work in ITS run folder (`--reference FILE.json` -> FILE.runs/): finished runs are read, never retrained;
   what is missing is trained by `bench_proxies.run_bench`, which also rewrites FILE.json.
-- One supernet per strategy (spos, sandwich), trained once by `train.supernet.train_supernet` in
+- One supernet per strategy (spos, sandwich, sandwich-labels), trained once by `train.supernet.train_supernet` in
   `<out>.runs/<strategy>/supernet/` (checkpointed, resumed when the command is run again), then every listed
   genotype scored by `train.supernet.evaluate.SubnetEvaluator` (BatchNorm recalibrated per sub-network on a
   fixed seeded training sample, then the task's validation set: the set the reference is measured on). The
@@ -58,10 +58,10 @@ from edgenas.train import bench_proxies as bp
 from edgenas.train.records import read_done, write_json
 
 SCHEMA = "edgenas.bench-supernet/1"
-STRATEGIES = ("spos", "sandwich")
+STRATEGIES = ("spos", "sandwich", "sandwich-labels")
 SEED_OFFSET = 4  # the supernet's seed: train.seed + 4 (A, B, short training and proxies take +0..+3)
 DEFAULT_RANDOM = 2  # sandwich: random sub-networks per step when the config's supernet: section says nothing
-LABELS = {"spos": "supernet, SPOS", "sandwich": "supernet, sandwich"}
+LABELS = {"spos": "supernet, SPOS", "sandwich": "supernet, sandwich", "sandwich-labels": "supernet, sandwich (labels)"}
 # SPOS trains 3/4 of short training's sub-network passes: at equal passes it cost 1.22x (flow pilot) and
 # 1.26x (digits-hard full) short training's CPU time, its recalibration and scoring included (an optimizer
 # step per sub-network where the sandwich shares one among four); at 3/4, 0.92x on digits-hard.
@@ -112,7 +112,8 @@ def make_settings(config: str, n_genotypes: int, *, preset: str = "full", resolu
     if supernet_epochs is not None and supernet_epochs < 1:
         raise ConfigError(f"must be >= 1, got {supernet_epochs}", field="--supernet-epochs")
     work = n_genotypes * ref.short_epochs
-    passes = {"spos": SPOS_SHARE * work, "sandwich": work / (2 + section["random"])}
+    per_step = 2 + section["random"]
+    passes = {"spos": SPOS_SHARE * work, "sandwich": work / per_step, "sandwich-labels": work / per_step}
     epochs = {s: supernet_epochs or max(1, math.ceil(passes[s])) for s in strategies}
     recipe = {**dict(ref.recipe), "seed": seed, "patience": None, "threads": None}
     return SupernetBenchSettings(ref, tuple(strategies), epochs, section, recipe)

@@ -33,7 +33,7 @@ from edgenas.train.recipe import TrainRecipe
 from edgenas.train.records import write_json
 from edgenas.train.run import check_resolution, check_run_dir, load_training_config, resolve_resolution, versions
 from edgenas.train.supernet.sampling import Extremes, extremes
-from edgenas.train.supernet.settings import SupernetSettings, parse_supernet_section
+from edgenas.train.supernet.settings import STRATEGIES, SupernetSettings, parse_supernet_section
 from edgenas.train.supernet.store import WeightStore, build_store, describe_shapes
 from edgenas.train.supernet.strategies import sandwich_step, spos_step
 from edgenas.train.supernet.supernet import Supernet
@@ -71,8 +71,8 @@ def make_setup(config: str, *, strategy: str | None = None, resolution: str | No
     src = space.source
     settings = parse_supernet_section(space.config.supernet, src)
     if strategy is not None:
-        if strategy not in ("spos", "sandwich"):
-            raise ConfigError(f"unknown strategy {strategy!r}; allowed: spos, sandwich", field="--strategy")
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}", field="--strategy")
         settings = settings.with_overrides(strategy=strategy)
     if resolution:
         resolutions = [resolve_resolution(space, resolution, "--resolution")]
@@ -109,7 +109,8 @@ def _step_fn(setup: SupernetSetup, net: Supernet, ext: Extremes, keep: KeepUnuse
     s = setup.settings
     if s.strategy == "spos":
         return spos_step(net, setup.task, setup.resolutions, s.seed, keep.begin)
-    return sandwich_step(net, setup.task, ext, s.random, setup.resolutions, s.seed, keep.begin)
+    return sandwich_step(net, setup.task, ext, s.random, setup.resolutions, s.seed, keep.begin,
+                         distill=s.strategy == "sandwich")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
     supernet:
       strategy: sandwich      # spos: one uniformly sampled sub-network per step; sandwich: the largest, the
-                              # smallest and `random` others per step, in-place distillation from the largest
+                              # smallest and `random` others per step, in-place distillation from the largest;
+                              # sandwich-labels: the same sub-networks, every one trained on the labels
       random: 2               # sandwich: random sub-networks per step besides the largest and the smallest
       resolutions: [32x32, 24x24]  # input resolution as a choice, sampled per step (default: train's only)
       bn_samples: 256         # training samples whose batch statistics recalibrate BatchNorm per sub-network
@@ -18,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from edgenas.sections import validate_section
 from edgenas.space.config import parse_resolution
 
-STRATEGIES = ("spos", "sandwich")
+STRATEGIES = ("spos", "sandwich", "sandwich-labels")
 
 
 class SupernetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: Literal["spos", "sandwich"] = "sandwich"
+    strategy: Literal["spos", "sandwich", "sandwich-labels"] = "sandwich"
     random: int = Field(2, ge=0, le=64)
     resolutions: list[str] | None = None
     bn_samples: int = Field(256, ge=1)

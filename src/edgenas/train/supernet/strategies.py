@@ -6,6 +6,10 @@ running the step's sub-networks forward and backward (gradients accumulate in th
   step. The largest learns from the labels; the others from its detached outputs (in-place distillation):
   for flow, the task's multi-scale loss against the teacher's full-resolution flow (all pixels valid); for
   classification, KL divergence to the teacher's softmax. The teacher gets no gradient from the students.
+- `sandwich-labels`: the sandwich rule's sub-networks, every one trained on the labels (no distillation).
+  Written for tasks whose training sits on a plateau first (flow: predicting no motion): there the
+  teacher's outputs are that plateau, and distilling three students a step into them pulls the shared
+  weights back onto it.
 
 Input resolution as a choice: each sub-network of a step gets a resolution drawn from the step's generator
 (the largest: the largest resolution, the smallest: the smallest); the batch, prepared at the training
@@ -89,8 +93,10 @@ def sandwich_plan(net: Supernet, extremes: Extremes, n_random: int, resolutions:
 
 
 def sandwich_step(net: Supernet, task: Task, extremes: Extremes, n_random: int,
-                  resolutions: list[tuple[int, int]], seed: int, on_begin: Callable[[], None]) -> StepFn:
-    if task.kind not in DISTILL_KINDS:
+                  resolutions: list[tuple[int, int]], seed: int, on_begin: Callable[[], None], *,
+                  distill: bool = True) -> StepFn:
+    """The sandwich rule's step; `distill` False: the students learn from the labels as the teacher does."""
+    if distill and task.kind not in DISTILL_KINDS:
         distill_loss(task, (), ())  # raises the ConfigError naming the field
 
     def step(inputs: tuple[Tensor, ...], target: Tensor, global_step: int) -> Tensor:
@@ -103,8 +109,9 @@ def sandwich_step(net: Supernet, task: Task, extremes: Extremes, n_random: int,
         loss.backward()
         teacher = tuple(o.detach() for o in teacher_out)
         for g, r in students:
-            xs_s, _ = resize_batch(task, inputs, target, r)
-            distill_loss(task, net.run(g, *xs_s), teacher).backward()
+            xs_s, t_s = resize_batch(task, inputs, target, r)
+            out = net.run(g, *xs_s)
+            (distill_loss(task, out, teacher) if distill else task.loss(out, t_s)).backward()
         return loss.detach()
 
     return step
