@@ -189,7 +189,7 @@ def main() -> None:
     ap.add_argument("--scored", type=int, default=3, help="pilot: genotypes scored per strategy")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--task", action="append", choices=tuple(TASKS), help="one task only (repeatable)")
-    ap.add_argument("--strategies", help="comma-separated (default: both, spos and sandwich)")
+    ap.add_argument("--strategies", help="comma-separated (default: all of edgenas bench-supernet's)")
     ap.add_argument("--supernets-only", action="store_true",
                     help="read the reference as it stands (bench_proxies.py may be training it meanwhile in "
                     "another process) and train only the supernets")

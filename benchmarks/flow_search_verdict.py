@@ -86,7 +86,7 @@ def train_and_evaluate(example: Path, genotype: str, folder: Path, resolutions: 
     epe = {}
     for r in resolutions:
         res = json.loads(edgenas("evaluate", str(example), "-c", str(folder / "best.pt"), "-r", r, "--json"))
-        epe[r] = res["epe"] if "epe" in res else res["metrics"]["epe"]
+        epe[r] = res["epe"]
     return {"epe": epe, "best_epoch": run.get("best_epoch"), "seconds": run.get("seconds")}
 
 

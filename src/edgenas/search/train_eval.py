@@ -303,7 +303,7 @@ class TrainEvaluator(_TaskEvaluator):
                 halving = (h.eta, rungs(h.first, h.eta, self.recipe.epochs))
             rule = stop_rule(self.task.primary, self.task.higher_is_better, hints, stop_early=self.opts.stop_early,
                              min_epochs=self.opts.min_epochs, halving=halving,
-                             best_possible=getattr(self.task, "best_possible", None))
+                             best_possible=self.task.best_possible)
             trainer = Trainer(module, self.task, self._data, self.recipe, Path(tmp), identity=identity,
                               stop_when=rule)
             result = trainer.run()

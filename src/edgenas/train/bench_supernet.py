@@ -56,9 +56,9 @@ from edgenas.space.genotype import Genotype
 from edgenas.space.space import load_space
 from edgenas.train import bench_proxies as bp
 from edgenas.train.records import read_done, write_json
+from edgenas.train.supernet.settings import STRATEGIES
 
 SCHEMA = "edgenas.bench-supernet/1"
-STRATEGIES = ("spos", "sandwich", "sandwich-labels")
 SEED_OFFSET = 4  # the supernet's seed: train.seed + 4 (A, B, short training and proxies take +0..+3)
 DEFAULT_RANDOM = 2  # sandwich: random sub-networks per step when the config's supernet: section says nothing
 LABELS = {"spos": "supernet, SPOS", "sandwich": "supernet, sandwich", "sandwich-labels": "supernet, sandwich (labels)"}

@@ -24,7 +24,6 @@ returns its outputs in NCHW (rank-2 outputs, e.g. class logits, as they are).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +47,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _interp_axis(in_size: int, out_size: int, half_pixel_centers: bool, device: Any) -> tuple[Tensor, Tensor, Tensor]:
+def _interp_axis(in_size: int, out_size: int, half_pixel_centers: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Lower index, upper index and upper weight along one axis, as TFLite's reference kernel computes them
     (float32 scale = in / out; lower = max(floor(v), 0); upper = min(ceil(v), in - 1))."""
     scale = torch.tensor(in_size / out_size, dtype=torch.float32)
@@ -57,14 +56,14 @@ def _interp_axis(in_size: int, out_size: int, half_pixel_centers: bool, device: 
     lo = torch.clamp(torch.floor(v), min=0).to(torch.long)
     hi = torch.clamp(torch.ceil(v), max=in_size - 1).to(torch.long)
     frac = v - lo.to(torch.float32)  # against the clamped lower index, as the reference kernel does
-    return lo.to(device), hi.to(device), frac.to(device)
+    return lo, hi, frac
 
 
 @functools.lru_cache(maxsize=64)
 def _interp_matrix(in_size: int, out_size: int, half_pixel_centers: bool) -> Tensor:
     """[out, in] float32: row i holds (1 - frac) at the lower index and frac at the upper one (1 where they
     coincide at the border), so a resize along one axis is a matrix product."""
-    lo, hi, frac = _interp_axis(in_size, out_size, half_pixel_centers, "cpu")
+    lo, hi, frac = _interp_axis(in_size, out_size, half_pixel_centers)
     m = torch.zeros(out_size, in_size, dtype=torch.float32)
     rows = torch.arange(out_size)
     m.index_put_((rows, lo), 1.0 - frac, accumulate=True)

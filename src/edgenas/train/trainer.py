@@ -374,7 +374,7 @@ class Trainer:
     def result(self) -> TrainResult:
         points = [(h["epoch"], h[self.task.primary]) for h in self.history if self.task.primary in h]
         fit = fit_learning_curve([p[0] for p in points], [p[1] for p in points], rising=self.task.higher_is_better,
-                                 best_possible=getattr(self.task, "best_possible", None))
+                                 best_possible=self.task.best_possible)
         return TrainResult(self.history, self.best, self.best_epoch, self.stopped_early,
                            fit.to_dict() if fit else None, self.seconds,
                            {"stop_reason": self.stop_reason} if self.stop_reason else {})

@@ -12,20 +12,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgenas.sections import validate_section
 from edgenas.space.config import parse_resolution
 
-STRATEGIES = ("spos", "sandwich", "sandwich-labels")
+Strategy = Literal["spos", "sandwich", "sandwich-labels"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 class SupernetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: Literal["spos", "sandwich", "sandwich-labels"] = "sandwich"
+    strategy: Strategy = "sandwich"
     random: int = Field(2, ge=0, le=64)
     resolutions: list[str] | None = None
     bn_samples: int = Field(256, ge=1)
