@@ -95,10 +95,13 @@ def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") 
         if info.get("status") == "not trained":
             print(f"- {strategy}: not trained")
             continue
+        cpu = info["cpu_seconds_total"]
+        cpu_text = (f"{cpu:.0f} CPU s" if cpu is not None else
+                    "CPU s unknown: its training resumed a checkpoint written before CPU time was kept")
         print(f"- {strategy}: training {info['train_seconds']:.0f} s wall, data preparation "
               f"{info['setup_seconds']:.1f} s, BatchNorm recalibration {info['recalibration_seconds']:.1f} s and "
               f"scoring {info['scoring_seconds']:.1f} s for {info['genotypes_scored']} genotypes: "
-              f"{info['seconds_total']:.0f} s in all ({info['cpu_seconds_total'] or float('nan'):.0f} CPU s); "
+              f"{info['seconds_total']:.0f} s in all ({cpu_text}); "
               f"largest `{info['largest']}`, smallest `{info['smallest']}`")
     reused = [line for line in log.splitlines() if "runs were kept" in line]
     if reused:

@@ -101,8 +101,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         interrupt[0] = False
         log2 = console()
         files = run_study(str(cfg), out, console=log2, **kw)  # type: ignore[arg-type]
-    return {"cfg": cfg, "out": out, "first": first, "stamps": stamps, "second": {"calls": list(calls), "log": lines(log2)},
-            "files": files}
+    return {"cfg": cfg, "out": out, "first": first, "stamps": stamps,
+            "second": {"calls": list(calls), "log": lines(log2)}, "files": files}
 
 
 def test_interrupted_study_keeps_what_it_finished(runs: dict[str, Any]) -> None:

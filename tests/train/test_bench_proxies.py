@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy.stats import kendalltau, spearmanr
 from edgenas.analysis.fidelity import (MIN_GROUP, ceiling, fidelity, finite_for_ranking, kendall_tau_b, oriented,
                                        rank_correlations, spearman_rho, within_groups)
 from edgenas.errors import ConfigError
+from edgenas.train.trainer import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = """name: tiny_digits
@@ -202,18 +204,26 @@ def test_a_training_run_resumes_from_its_checkpoint(tiny: Path, tmp_path: Path, 
 
     end_epoch = Trainer._end_epoch
 
-    def stop_after_epoch(self, t):
-        end_epoch(self, t)
+    def stop_after_epoch(self):
+        end_epoch(self)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Trainer, "_end_epoch", stop_after_epoch)
+    c0 = time.process_time()
     with pytest.raises(KeyboardInterrupt):
         bp._work(item)
+    first_session = time.process_time() - c0
     monkeypatch.setattr(Trainer, "_end_epoch", end_epoch)
     assert (runs / f"{item.key}.partial" / "checkpoint.pt").exists() and not (runs / f"{item.key}.json").exists()
+    carried = load_checkpoint(runs / f"{item.key}.partial" / "checkpoint.pt")["cpu_seconds"]
+    c0 = time.process_time()
     resumed = bp._work(item)
+    second_session = time.process_time() - c0
     assert resumed["resumed"] and not whole["resumed"]
     assert resumed["metric"] == whole["metric"] and resumed["history"][-1] == whole["history"][-1]
+    # the record's CPU time counts the first session's training too, not only the resumed one's
+    assert 0 < carried <= first_session
+    assert second_session < resumed["cpu_seconds"] <= second_session + carried + 1e-6
     assert not (runs / f"{item.key}.partial").exists()
 
 

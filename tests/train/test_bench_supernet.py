@@ -179,6 +179,7 @@ def test_resume_after_interruption_keeps_finished_work(work: Path) -> None:
     code, _, err = cli(*_args("cut.json", "ref.json", "--strategies", "spos"), cwd=work)
     assert code == 0, err
     folder = work / "cut.runs" / "spos"
+    first_cpu = json.loads((folder / "train.json").read_text())["cpu_seconds"]
     (folder / "train.json").unlink()
     kept = json.loads((folder / "scores.json").read_text())
     half = dict(list(kept["scores"].items())[:3])
@@ -190,7 +191,9 @@ def test_resume_after_interruption_keeps_finished_work(work: Path) -> None:
     assert all(again[a].get("marker") == 1 for a in half)  # kept, not rescored
     assert sum(1 for r in again.values() if "marker" not in r) == 3
     assert {a: r["metric"] for a, r in again.items()} == {a: r["metric"] for a, r in whole.items()}
-    assert json.loads((folder / "train.json").read_text())["resumed"] is True
+    record = json.loads((folder / "train.json").read_text())
+    # resumed with no step left: the training's CPU time is the one its checkpoint carried, not this session's
+    assert record["resumed"] is True and first_cpu > 0 and record["cpu_seconds"] == first_cpu
 
 
 @pytest.mark.parametrize("extra, needle", [

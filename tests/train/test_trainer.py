@@ -68,9 +68,30 @@ def test_interrupted_run_resumes_to_the_same_weights(reference, tmp_path) -> Non
     assert (state["epoch"], state["step_in_epoch"]) == (1, 1)  # 6 steps per epoch: stopped inside epoch 2
     t = make_trainer(tmp_path)
     t.resume()
+    carried = state["cpu_seconds"]
+    c0 = time.process_time()
     res = t.run()
+    resumed_session = time.process_time() - c0
     assert same(weights(t), w_ref)
     assert res.history == hist_ref
+    # CPU time is carried over the interruption: the result counts both sessions
+    assert carried > 0 and carried < res.cpu_seconds <= carried + resumed_session
+
+
+def test_a_checkpoint_from_before_cpu_time_was_kept_resumes_with_it_unknown(tmp_path) -> None:
+    def stop_after_epoch_1(p):
+        if (p.epoch, p.step) == (1, 1):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path, on_progress=stop_after_epoch_1).run()
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    del state["cpu_seconds"]  # as checkpoints written before it was kept
+    torch.save(state, tmp_path / CHECKPOINT)
+    t = make_trainer(tmp_path)
+    t.resume()
+    res = t.run()
+    assert res.cpu_seconds is None and res.seconds > 0  # not this session's alone passed off as the whole
 
 
 KILL_SCRIPT = """

@@ -317,11 +317,11 @@ def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
     identity = {"space": ctx.space.name, "space_key": ctx.space.space_key, "arch_id": g.arch_id, "genotype": str(g)}
     device = device_for_training()
     trainer = Trainer(module, ctx.task, data, recipe, partial, identity=identity, device=device)
-    resumed = False
+    resumed, cpu_before = False, 0.0
     if (partial / CHECKPOINT).exists():
         try:
             trainer.resume()
-            resumed = True
+            resumed, cpu_before = True, trainer.cpu_seconds
         except ConfigError:  # unreadable or of other settings: start again
             shutil.rmtree(partial, ignore_errors=True)
             torch.manual_seed(item.seed)
@@ -332,7 +332,7 @@ def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
     last = next((h[primary] for h in reversed(result.history) if primary in h), math.nan)
     return {"metric": last, "best_metric": result.best_metric, "best_epoch": result.best_epoch,
             "seconds": result.seconds, "history": result.history, "resumed": resumed, "device": str(device),
-            "recipe": recipe.model_dump(), "_partial": str(partial)}
+            "recipe": recipe.model_dump(), "_partial": str(partial), "_cpu_before": cpu_before}
 
 
 def _work(item: Item) -> dict[str, Any]:
@@ -343,9 +343,14 @@ def _work(item: Item) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     body = _run_proxies(ctx, item, g) if item.kind == "proxy" else _run_training(ctx, item, g)
     partial = body.pop("_partial", None)
-    # cpu_seconds: this process's CPU time (one torch thread), the cost on a machine shared with others
+    # cpu_seconds: this process's CPU time (one torch thread), the cost on a machine shared with others, plus
+    # what a resumed run's checkpoint carried from earlier sessions (None there: a checkpoint too old to say)
+    cpu_before = body.pop("_cpu_before", 0.0)
+    cpu = time.process_time() - c0
     record = {"status": "done", **asdict(item), "arch_id": g.arch_id, "wall_seconds": time.perf_counter() - t0,
-              "cpu_seconds": time.process_time() - c0, "finished": time.time(), **body}
+              "cpu_seconds": cpu + cpu_before if cpu_before is not None else cpu, "finished": time.time(), **body}
+    if cpu_before is None:
+        record["cpu_seconds_this_session_only"] = True
     write_json(ctx.runs / f"{item.key}.json", record)
     if partial:
         shutil.rmtree(partial, ignore_errors=True)

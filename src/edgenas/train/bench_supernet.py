@@ -176,12 +176,12 @@ def _train(folder: Path) -> dict[str, Any]:
     resume = (run / CHECKPOINT).exists()
     setup = make_setup(str(folder / "config.yaml"))
     prepared = prepare_supernet(setup, run, resume=resume)
-    c0 = time.process_time()
     result = train_supernet(setup, run, resume=resume, prepared=prepared)
     meta = json.loads((run / SUPERNET_FILE).read_text(encoding="utf-8"))
     record = {"status": "done", "seconds": result.seconds, "resumed": resume,
-              # CPU time of this process only: a resumed run's earlier sessions are not counted
-              "cpu_seconds": None if resume else time.process_time() - c0,
+              # the training's CPU time, earlier sessions of a resumed run included (None: its checkpoint
+              # predates CPU time being kept)
+              "cpu_seconds": result.cpu_seconds,
               "epochs": setup.recipe.epochs, "batch_size": setup.recipe.batch_size,
               "train_loss": [h.get("train_loss") for h in meta.get("history", [])],
               "largest": meta.get("largest"), "smallest": meta.get("smallest"),

@@ -60,6 +60,9 @@ class TrainResult:
     curve: dict[str, Any] | None
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # this process's CPU time over the whole run, earlier sessions included (the cost on a shared machine);
+    # None when the run resumed a checkpoint written before it was kept
+    cpu_seconds: float | None = None
 
 
 def device_for_training() -> torch.device:
@@ -217,6 +220,8 @@ class Trainer:
         self.wait = 0
         self.stopped_early = False
         self.seconds = 0.0
+        self.cpu_seconds: float | None = 0.0
+        self._t0 = self._c0 = 0.0  # the clocks' readings that `seconds` / `cpu_seconds` count from
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -238,6 +243,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     def save(self, wait: bool = True) -> None:
@@ -263,6 +269,7 @@ class Trainer:
                     "stopped_early", "seconds"):
             setattr(self, key, state[key])
         self.stop_reason = state.get("stop_reason")
+        self.cpu_seconds = state.get("cpu_seconds")  # absent from older checkpoints: unknown
 
     # ---- the loop --------------------------------------------------------------------------------
     def _report(self, done: bool = False) -> None:
@@ -277,7 +284,8 @@ class Trainer:
 
     def run(self) -> TrainResult:
         r = self.recipe
-        t_start = time.perf_counter() - self.seconds
+        self._t0 = time.perf_counter() - self.seconds
+        self._c0 = time.process_time() - (self.cpu_seconds or 0.0)
         if self.dist.active:  # every rank starts from rank 0's weights (DDP copies them itself)
             if self.step_fn is None:
                 self._forward = self.dist.wrap(self.module, self.device)
@@ -285,17 +293,22 @@ class Trainer:
                 self.dist.broadcast_state([*self.module.parameters(), *self.module.buffers()])
         try:
             while self.epoch < r.epochs and not self.stopped_early:
-                self._train_epoch(t_start)
+                self._train_epoch()
                 with interrupts_deferred():  # the epoch's end (evaluation, best.pt, checkpoint) is one unit too
-                    self._end_epoch(t_start)
+                    self._end_epoch()
         except KeyboardInterrupt:  # Ctrl-C and SIGTERM (edgenas.processes): keep what is done, resumable
-            self.seconds = time.perf_counter() - t_start
+            self._clock()
             self.save(wait=False)
             raise
         self._report(done=True)
         return self.result()
 
-    def _train_epoch(self, t_start: float) -> None:
+    def _clock(self) -> None:
+        self.seconds = time.perf_counter() - self._t0
+        if self.cpu_seconds is not None:
+            self.cpu_seconds = time.process_time() - self._c0
+
+    def _train_epoch(self) -> None:
         r = self.recipe
         self.module.train()
         order = epoch_order(len(self.data.train), r.seed, self.epoch)
@@ -308,7 +321,7 @@ class Trainer:
                 self._step(b, batch, weight)
                 self._report()
                 if self.step_in_epoch % r.checkpoint_every == 0 and self.step_in_epoch < self.steps_per_epoch:
-                    self.seconds = time.perf_counter() - t_start
+                    self._clock()
                     self.save()
 
     def _step(self, b: int, batch: Any, weight: float = 1.0) -> None:
@@ -338,7 +351,7 @@ class Trainer:
             self.loss_count += n
         self.step_in_epoch = b + 1
 
-    def _end_epoch(self, t_start: float) -> None:
+    def _end_epoch(self) -> None:
         r = self.recipe
         row: dict[str, float] = {"epoch": self.epoch + 1,
                                  "train_loss": self.loss_sum / self.loss_count if self.loss_count else float("nan")}
@@ -367,7 +380,7 @@ class Trainer:
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sum, self.loss_count = 0.0, 0
-        self.seconds = time.perf_counter() - t_start
+        self._clock()
         self.save()
         self._report()
 
@@ -377,4 +390,4 @@ class Trainer:
                                  best_possible=self.task.best_possible)
         return TrainResult(self.history, self.best, self.best_epoch, self.stopped_early,
                            fit.to_dict() if fit else None, self.seconds,
-                           {"stop_reason": self.stop_reason} if self.stop_reason else {})
+                           {"stop_reason": self.stop_reason} if self.stop_reason else {}, self.cpu_seconds)
