@@ -2,12 +2,15 @@
 for `examples/flow_search.yaml`, run end to end and resumable, with the verdict printed as a markdown block
 for benchmarks/RESULTS.md.
 
-  python benchmarks/flow_search_verdict.py [--supernet DIR] [--trials 150] [--top 4] [--jobs 2]
+  python benchmarks/flow_search_verdict.py [--supernet DIR] [--supernet-epochs 17] [--trials 150] [--top 4]
+                                           [--jobs 2]
                                            [--config examples/flow_search.yaml] [--out-dir runs/flow_search]
 
-1. The supernet: `edgenas supernet train examples/flow_search.yaml --out runs/flow_search/supernet` (resumes),
-   unless --supernet names one already trained on the same space and task (e.g. bench-supernet's sandwich,
-   runs/bench_supernet/flow-full.runs/sandwich/supernet: the same space key, data and recipe).
+1. The supernet: `edgenas supernet train examples/flow_search.yaml --epochs 17 --out runs/flow_search/supernet`
+   (resumes; 17 epochs: bench-supernet's budget on this space, the sub-network passes of short training of its
+   68-genotype list), unless --supernet names one already trained on the same space and task (e.g.
+   bench-supernet's sandwich-labels, runs/bench_supernet/flow-full.runs/sandwich-labels/supernet: the same space
+   key, data and recipe).
 2. The search: `edgenas search` of the example with that checkpoint as its supernet evaluator (a config
    beside the outputs extends the example and replaces only the evaluator list), its study in
    runs/flow_search/study.db (resumed up to --trials), the front in runs/flow_search/front.csv.
@@ -93,6 +96,8 @@ def train_and_evaluate(example: Path, genotype: str, folder: Path, resolutions: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--supernet", type=Path, help="a trained supernet folder (default: train one)")
+    ap.add_argument("--supernet-epochs", type=int, default=17,
+                    help="epochs of the supernet trained when --supernet is not given (default: %(default)s)")
     ap.add_argument("--trials", type=int, help="search trials (default: the example's)")
     ap.add_argument("--top", type=int, default=4, help="front designs to train stand-alone")
     ap.add_argument("--jobs", type=int, default=2, help="stand-alone trainings at a time (one thread each)")
@@ -113,7 +118,8 @@ def main() -> None:
     supernet = a.supernet or out / "supernet"
     if a.supernet is None:
         resume = ["--resume"] if (supernet / "checkpoint.pt").exists() else []
-        edgenas("supernet", "train", str(example), "--out", str(supernet), "--no-progress", *resume, log=log)
+        edgenas("supernet", "train", str(example), "--epochs", str(a.supernet_epochs), "--out", str(supernet),
+                "--no-progress", *resume, log=log)
     cfg = search_config(example, raw, out, supernet)
     trials = ["--trials", str(a.trials)] if a.trials else []
     front_table = edgenas("search", str(cfg), "--storage", f"sqlite:///{out / 'study.db'}", "--study", "flow_search",
