@@ -81,3 +81,15 @@ def test_accuracy_csv_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ConfigError, match="bad.csv: not an accuracy CSV: missing column"):
         read_accuracy_csv(tmp_path / "bad.csv")
+
+
+def test_flow_accuracy_example_trains_with_the_flow_benchmarks_recipe() -> None:
+    # examples/flow_accuracy.yaml says its figures compare with the flow reference and the flow_search verdict:
+    # only true while the recipe and the task (data, sizes, seed) are the same; threads only set the speed.
+    from edgenas.train.run import load_training_config
+
+    root = Path(__file__).resolve().parents[2]
+    _, task_a, recipe_a = load_training_config(str(root / "examples" / "flow_accuracy.yaml"))
+    _, task_b, recipe_b = load_training_config(str(root / "benchmarks" / "flow_space.yaml"))
+    assert recipe_a.model_dump(exclude={"threads"}) == recipe_b.model_dump(exclude={"threads"})
+    assert task_a.describe() == task_b.describe()
