@@ -96,6 +96,21 @@ def test_marks_against_brute_force() -> None:
     assert got == [((1.5, 9.0), (1.0, 10.0)), ((1.5, 15.0), None), ((3.0, 30.0), None)]
 
 
+def test_verdict_trains_front_designs_as_fast_as_each_pick() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from flow_search_verdict import front_designs_to_train
+
+    front = [{"arch_id": a, "fps": fps, "epe": epe} for a, fps, epe in
+             [("slow1", "40", "1.50"), ("slow2", "45", "1.52"), ("mid", "60", "1.53"), ("fast1", "80", "1.60"),
+              ("fast2", "90", "1.55"), ("fast3", "140", "1.70"), ("pickA", "46", "1.58")]]
+    picks = {"pickA": {"fps": 46.0}, "pickB": {"fps": 78.0}}
+    # pick A (46 FPS): mid, fast2 are the two lowest EPEs as fast (slow1/slow2 are slower); pick B (78 FPS):
+    # fast2, fast1. A pick is never its own rival.
+    got = [r["arch_id"] for r in front_designs_to_train(front, picks, 2)]
+    assert got == ["mid", "fast1", "fast2"]
+    assert [r["arch_id"] for r in front_designs_to_train(front, {"pickB": {"fps": 200.0}}, 3)] == []
+
+
 def test_tiny_flow_search_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY)
     run(["supernet", "train", "tiny.yaml", "--out", "sn", "--no-progress"], tmp_path)
