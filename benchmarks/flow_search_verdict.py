@@ -97,10 +97,21 @@ def train_and_evaluate(example: Path, genotype: str, folder: Path, resolutions: 
         edgenas("train", str(example), "-g", genotype, "--threads", "1", "--out", str(folder), "--no-progress",
                 *resume, log=log)
     run = json.loads((folder / "run.json").read_text())
+    # evaluations kept beside the checkpoint they measured (a 192x256 evaluation costs minutes on a CPU): a
+    # re-run reuses them while best.pt is the same file, and measures again once it changed
+    cache_file, stamp = folder / "verdict_eval.json", (folder / "best.pt").stat().st_mtime_ns
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    if cache.get("best_pt_mtime_ns") != stamp:
+        cache = {"best_pt_mtime_ns": stamp, "epe": {}}
     epe = {}
     for r in resolutions:
-        res = json.loads(edgenas("evaluate", str(example), "-c", str(folder / "best.pt"), "-r", r, "--json"))
-        epe[r] = res["epe"]
+        if r not in cache["epe"]:
+            res = json.loads(edgenas("evaluate", str(example), "-c", str(folder / "best.pt"), "-r", r, "--json"))
+            cache["epe"][r] = res["epe"]
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache))
+            tmp.replace(cache_file)
+        epe[r] = cache["epe"][r]
     return {"epe": epe, "best_epoch": run.get("best_epoch"), "seconds": run.get("seconds")}
 
 

@@ -175,11 +175,12 @@ def test_verdict_script_runs_the_chain_and_resumes(tmp_path: Path) -> None:
            "--supernet", "sn", "--top", "2", "--jobs", "1", "--out-dir", str(tmp_path / "out")]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
-    runs = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "train").rglob("run.json")}
-    assert runs
+    train_dir = tmp_path / "out" / "train"
+    runs = {p: p.stat().st_mtime_ns for p in [*train_dir.rglob("run.json"), *train_dir.rglob("verdict_eval.json")]}
+    assert len(runs) >= 4
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert {p: p.stat().st_mtime_ns for p in runs} == runs  # nothing trained again
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs  # nothing trained or evaluated again
     verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
     designs = verdict["designs"]
     seed_arch = load_space(str(tmp_path / "tiny.yaml")).parse_genotype(slow_pick).arch_id
@@ -187,6 +188,11 @@ def test_verdict_script_runs_the_chain_and_resumes(tmp_path: Path) -> None:
     for arch, d in designs.items():
         assert (tmp_path / "out" / "train" / arch / "best.pt").exists()
         assert set(d["epe"]) == {"16x16", "32x32"} and all(v > 0 for v in d["epe"].values())
+    # the kept evaluation is what `edgenas evaluate` measures on the checkpoint now
+    arch, d = next(iter(designs.items()))
+    fresh = json.loads(run(["evaluate", "tiny.yaml", "-c", str(train_dir / arch / "best.pt"), "-r", "32x32",
+                            "--json"], tmp_path))
+    assert fresh["epe"] == pytest.approx(d["epe"]["32x32"], rel=1e-6)
     pick = designs[seed_arch]
     for arch, d in designs.items():
         if arch == seed_arch:
