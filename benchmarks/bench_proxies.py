@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,7 +55,9 @@ def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
         cmd = [_edgenas(), "bench-proxies", str(cfg.relative_to(ROOT)), "--genotypes", genotypes, "--preset", preset,
                "--jobs", str(jobs), "--out", str(out.relative_to(ROOT)), "--no-progress"]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        # smoke measures every training afresh: none served from the training store (train/store.py)
+        env = {**os.environ, "EDGENAS_TRAIN_STORE": "off"} if preset == "smoke" else None
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
         minutes = (time.perf_counter() - t0) / 60
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -68,7 +69,9 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
         if not reference_training:
             cmd.append("--no-reference-training")
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        # smoke measures every training afresh: none served from the training store (train/store.py)
+        env = {**os.environ, "EDGENAS_TRAIN_STORE": "off"} if preset == "smoke" else None
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
         minutes = (time.perf_counter() - t0) / 60
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)

@@ -95,8 +95,11 @@ def train(
     curve = ""
     if result.curve:
         curve = f"; learning-curve asymptote {primary} {result.curve['a']:.4g}"
+    reused = json.loads((Path(out_dir) / "run.json").read_text()).get("reused")
+    how = (f"reused from the training store ({reused['store']}; trained as {reused['identity']['genotype']} of "
+           f"{reused['config']}, {result.seconds:.0f} s)" if reused else f"in {result.seconds:.0f} s")
     out.print(f"{c.genotype} @ {c.resolution[0]}x{c.resolution[1]}: best {primary} {best} at epoch "
-              f"{result.best_epoch}{stop} in {result.seconds:.0f} s{curve}. Run: {out_dir}/run.json")
+              f"{result.best_epoch}{stop} {how}{curve}. Run: {out_dir}/run.json")
 
 
 def evaluate(

@@ -183,6 +183,18 @@ class Graph:
         ))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def structure_fingerprint(self) -> str:
+        """sha256 of the network alone: inputs and their shapes, every op, outputs; not the graph's name or
+        meta, which name it after the space and genotype that produced it. Two spaces that build the same
+        network (the seed's networks in examples/flow_accuracy.yaml and in the flow benchmark's space, say)
+        give it the same structure fingerprint, and the torch builder the same module."""
+        text = repr((
+            [(t, self.tensors[t].shape) for t in self.inputs],
+            [(op.name, op.kind, op.inputs, op.outputs, sorted(op.attrs.items())) for op in self.ops],
+            self.outputs,
+        ))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.tensors[tensor].shape
 

@@ -303,19 +303,33 @@ def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
 
     from edgenas.train.builder import GraphModule
     from edgenas.train.recipe import TrainRecipe
-    from edgenas.train.trainer import CHECKPOINT, Trainer, device_for_training
+    from edgenas.train import store
+    from edgenas.train.run import store_key
+    from edgenas.train.trainer import BEST, CHECKPOINT, Trainer, device_for_training
 
     base = TrainRecipe.model_validate(dict(ctx.settings.recipe))
     # validation only at the end unless early stopping needs it (evaluation changes nothing in training)
     eval_every = item.epochs if base.patience is None else base.eval_every
     recipe = base.with_overrides(seed=item.seed, epochs=item.epochs, eval_every=eval_every)
-    torch.manual_seed(item.seed)
-    data = ctx.data(item.seed)
-    torch.manual_seed(item.seed)  # the same initial weights whatever the data preparation drew (as train_candidate)
-    module = GraphModule(ctx.space.build(g, ctx.settings.resolution))
+    graph = ctx.space.build(g, ctx.settings.resolution)
     partial = ctx.runs / f"{item.key}.partial"
     identity = {"space": ctx.space.name, "space_key": ctx.space.space_key, "arch_id": g.arch_id, "genotype": str(g)}
     device = device_for_training()
+    primary = ctx.task.primary
+    key = store_key(graph, ctx.task, recipe, device) if store.reusable(ctx.task, device, distributed=False) else None
+    entry = store.lookup(key) if key is not None and not (partial / CHECKPOINT).exists() else None
+    if entry is not None:  # the same training finished before, here or under another command or space
+        rec = store.read_record(entry)
+        done = rec["result"]
+        last = next((h[primary] for h in reversed(done["history"]) if primary in h), math.nan)
+        return {"metric": last, "best_metric": done["best_metric"], "best_epoch": done["best_epoch"],
+                "seconds": done["seconds"], "history": done["history"], "resumed": False, "device": str(device),
+                "recipe": recipe.model_dump(), "reused": {"store_key": key, **rec["source"]},
+                "_cpu_stored": done.get("cpu_seconds")}
+    torch.manual_seed(item.seed)
+    data = ctx.data(item.seed)
+    torch.manual_seed(item.seed)  # the same initial weights whatever the data preparation drew (as train_candidate)
+    module = GraphModule(graph)
     trainer = Trainer(module, ctx.task, data, recipe, partial, identity=identity, device=device)
     resumed, cpu_before = False, 0.0
     if (partial / CHECKPOINT).exists():
@@ -328,7 +342,11 @@ def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
             module = GraphModule(ctx.space.build(g, ctx.settings.resolution))
             trainer = Trainer(module, ctx.task, data, recipe, partial, identity=identity, device=device)
     result = trainer.run()
-    primary = ctx.task.primary
+    if key is not None:
+        store.put(key, partial / BEST, {"result": asdict(result), "data": dict(data.description),
+                                        "params": sum(p.numel() for p in module.parameters()),
+                                        "source": {"config": ctx.space.source, "identity": identity,
+                                                   "out_dir": str(ctx.runs / item.key)}})
     last = next((h[primary] for h in reversed(result.history) if primary in h), math.nan)
     return {"metric": last, "best_metric": result.best_metric, "best_epoch": result.best_epoch,
             "seconds": result.seconds, "history": result.history, "resumed": resumed, "device": str(device),
@@ -347,6 +365,11 @@ def _work(item: Item) -> dict[str, Any]:
     # what a resumed run's checkpoint carried from earlier sessions (None there: a checkpoint too old to say)
     cpu_before = body.pop("_cpu_before", 0.0)
     cpu = time.process_time() - c0
+    if "_cpu_stored" in body:  # reused from the training store: the cost is that of the training that made it
+        stored = body.pop("_cpu_stored")
+        cpu, cpu_before = (stored, 0.0) if stored is not None else (body["seconds"], 0.0)
+        if stored is None:  # a training resumed from a checkpoint too old to carry its CPU time
+            body["cpu_seconds_from_wall"] = True
     record = {"status": "done", **asdict(item), "arch_id": g.arch_id, "wall_seconds": time.perf_counter() - t0,
               "cpu_seconds": cpu + cpu_before if cpu_before is not None else cpu, "finished": time.time(), **body}
     if cpu_before is None:

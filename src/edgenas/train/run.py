@@ -18,7 +18,7 @@ from edgenas.graph.ir import Graph
 from edgenas.space.config import format_resolution, parse_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace, load_space
-from edgenas.train import distributed
+from edgenas.train import distributed, store
 from edgenas.train.builder import GraphModule
 from edgenas.train.records import write_json
 from edgenas.train.recipe import TrainRecipe, parse_train_section
@@ -136,27 +136,29 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
     dist = distributed.current()
     if r.threads:
         torch.set_num_threads(r.threads)
+    graph = c.graph()
+    device = device_for_training()
+    key = None
+    if store.reusable(c.task, device, distributed=dist.active, init_from=init_from):
+        key = store_key(graph, c.task, r, device)
+        entry = store.lookup(key) if not resume else None
+        if entry is not None:
+            return _reuse(c, graph, out_dir, entry, key, device)
     torch.manual_seed(r.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     with dist.main_first():
         data = c.task.data(c.resolution, seed=r.seed, progress=on_data if dist.is_main else None)
     torch.manual_seed(r.seed)  # the same initial weights whatever the data preparation drew
-    module = GraphModule(c.graph())
+    module = GraphModule(graph)
     if init is not None:
         from edgenas.train.trainer import load_weights
 
         load_weights(module, init, Path(init_from))
-    device = device_for_training()
     trainer = Trainer(module, c.task, data, r, out_dir, identity=c.identity, device=device, on_progress=on_progress)
     if resume:
         trainer.resume()
-    meta = {
-        "config": str(c.config), "identity": c.identity, "genotype": c.genotype.as_dict(),
-        "resolution": format_resolution(c.resolution), "task": c.task.describe(),
-        "data": dict(data.description), "recipe": r.model_dump(), "device": str(device),
-        "threads": torch.get_num_threads(), "versions": versions(),
-        "macs": module.graph.macs, "params": sum(p.numel() for p in module.parameters()),
-    }
+    meta = {**run_meta(c, graph, device), "data": dict(data.description),
+            "params": sum(p.numel() for p in module.parameters())}
     if init_from is not None:
         meta["init_from"] = str(init_from)
     if dist.active:
@@ -174,5 +176,35 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
     if dist.is_main:
         write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
                                          "best_checkpoint": BEST, "updated": time.time()})
+        if key is not None:
+            store.put(key, out_dir / BEST, {"result": asdict(result), "data": meta["data"], "params": meta["params"],
+                                            "source": {"config": str(c.config), "identity": c.identity,
+                                                       "out_dir": str(out_dir)}})
     dist.barrier()  # every rank returns with the folder complete
+    return result
+
+
+def store_key(graph: Graph, task: Task, recipe: TrainRecipe, device: torch.device) -> str:
+    """The training's key in the store (train/store.py), with the threads torch uses now."""
+    return store.training_key(graph.structure_fingerprint(), task.describe(), recipe.model_dump(),
+                              threads=torch.get_num_threads(), device=str(device), torch_version=torch.__version__)
+
+
+def run_meta(c: Candidate, graph: Graph, device: torch.device) -> dict[str, Any]:
+    return {"config": str(c.config), "identity": c.identity, "genotype": c.genotype.as_dict(),
+            "resolution": format_resolution(c.resolution), "task": c.task.describe(), "recipe": c.recipe.model_dump(),
+            "device": str(device), "threads": torch.get_num_threads(), "versions": versions(), "macs": graph.macs}
+
+
+def _reuse(c: Candidate, graph: Graph, out_dir: Path, entry: Path, key: str, device: torch.device) -> TrainResult:
+    """The same training finished before (under any space or config): its best weights and result, in
+    `out_dir` as if trained here, with run.json saying where they came from."""
+    record = store.read_record(entry)
+    result = TrainResult(**record["result"])
+    store.restore_best(entry, out_dir / BEST, c.identity)
+    write_json(out_dir / RUN_FILE, {**run_meta(c, graph, device), "data": record.get("data", {}),
+                                    "params": record.get("params"), "status": "done", **asdict(result),
+                                    "primary": c.task.primary, "best_checkpoint": BEST,
+                                    "reused": {"store_key": key, "store": str(entry.parent), **record["source"]},
+                                    "updated": time.time()})
     return result

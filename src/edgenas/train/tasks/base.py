@@ -67,6 +67,13 @@ class Task(ABC):
         """The task's settings, written next to a run so it can be traced and re-run."""
         return {"name": self.name, "kind": self.kind, "primary": self.primary}
 
+    @property
+    def data_fixed_by_description(self) -> bool:
+        """True when `describe()` fixes the data bit for bit (generated or shipped in a package), so a finished
+        training can be reused by description (train/store.py). False for data read from a user's files or
+        code, which can change under the same description."""
+        return False
+
 
 def better(task: Task, a: float, b: float) -> bool:
     """Is metric value `a` better than `b` for this task?"""

@@ -155,6 +155,7 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 class DigitsTask(ClassificationTask):
     num_classes = 10
+    data_fixed_by_description = True  # generated from the digits scikit-learn ships
 
     def __init__(self, *, data_seed: int | None = 0, val_fraction: float = 0.2) -> None:
         super().__init__(name="digits", data_seed=data_seed, val_fraction=val_fraction)
@@ -217,6 +218,7 @@ def render_digits_hard(rng: np.random.Generator, digits: np.ndarray, index: int,
 
 class DigitsHardTask(ClassificationTask):
     num_classes = 10
+    data_fixed_by_description = True  # generated from the digits scikit-learn ships
 
     def __init__(self, *, train_samples: int = 4000, val_samples: int = 1000, data_seed: int | None = 0,
                  val_fraction: float = 0.2, clutter: int = 3, noise: float = 0.05) -> None:

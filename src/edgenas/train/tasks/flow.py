@@ -215,6 +215,10 @@ class FlowTask(Task):
     def metric_sums(self, outputs: tuple[Tensor, ...], target: Tensor) -> dict[str, tuple[float, int]]:
         return flow_metric_sums(outputs[-1], target)
 
+    @property
+    def data_fixed_by_description(self) -> bool:
+        return self.train_data == "synthetic" and self.val_data == "synthetic"
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "train_data": self.train_data, "val_data": self.val_data,
                 "train_samples": self.train_samples, "val_samples": self.val_samples, "data_seed": self.data_seed,
