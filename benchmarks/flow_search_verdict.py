@@ -92,6 +92,8 @@ def front_designs_to_train(front: list[dict], picks: dict[str, dict], top: int) 
 
 
 def train_and_evaluate(example: Path, genotype: str, folder: Path, resolutions: tuple[str, str], log: Path) -> dict:
+    from edgenas.train.records import write_json
+
     if not (folder / "run.json").exists() or json.loads((folder / "run.json").read_text()).get("status") != "done":
         resume = ["--resume"] if (folder / "checkpoint.pt").exists() else []
         edgenas("train", str(example), "-g", genotype, "--threads", "1", "--out", str(folder), "--no-progress",
@@ -108,9 +110,7 @@ def train_and_evaluate(example: Path, genotype: str, folder: Path, resolutions: 
         if r not in cache["epe"]:
             res = json.loads(edgenas("evaluate", str(example), "-c", str(folder / "best.pt"), "-r", r, "--json"))
             cache["epe"][r] = res["epe"]
-            tmp = cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            tmp.replace(cache_file)
+            write_json(cache_file, cache)
         epe[r] = cache["epe"][r]
     return {"epe": epe, "best_epoch": run.get("best_epoch"), "seconds": run.get("seconds")}
 

@@ -160,10 +160,12 @@ def test_key_and_what_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("EDGENAS_TRAIN_STORE", str(tmp_path / "store"))
     best = tmp_path / "best.pt"
     torch.save({"model": {"w": torch.ones(2)}, "identity": {}}, best)
-    entry = store.put("k1", best, {"result": {"n": 1}})
-    assert store.lookup("k1") == entry and store.read_record(entry) == {"result": {"n": 1}}
+    first = {"result": {"n": 1}, "data": {"d": 1}, "params": 3, "source": {"config": "a.yaml"}}
+    entry = store.put("k1", best, **first)
+    assert store.lookup("k1") == entry and store.read_record(entry) == first
     torch.save({"model": {"w": torch.zeros(2)}, "identity": {}}, best)
-    assert store.put("k1", best, {"result": {"n": 2}}) == entry  # a key held is kept as it was
-    assert store.read_record(entry) == {"result": {"n": 1}}
-    assert store.put("k2", tmp_path / "missing.pt", {}) is None and store.lookup("k2") is None
+    assert store.put("k1", best, **{**first, "result": {"n": 2}}) == entry  # a key held is kept as it was
+    assert store.read_record(entry) == first
+    assert torch.equal(torch.load(entry / store.BEST_FILE, weights_only=True)["model"]["w"], torch.ones(2))
+    assert store.put("k2", tmp_path / "missing.pt", **first) is None and store.lookup("k2") is None
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["k1"]  # no temporary folder left

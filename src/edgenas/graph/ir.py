@@ -174,13 +174,7 @@ class Graph:
         """sha256 of everything a back end can read from the graph: its name, inputs and their shapes, every
         op (name, kind, inputs, outputs, attributes), outputs and meta. Equal fingerprints, equal networks;
         what is derived (tensor shapes) follows from these."""
-        text = repr((
-            self.name,
-            [(t, self.tensors[t].shape) for t in self.inputs],
-            [(op.name, op.kind, op.inputs, op.outputs, sorted(op.attrs.items())) for op in self.ops],
-            self.outputs,
-            sorted((k, repr(v)) for k, v in self.meta.items()),
-        ))
+        text = repr((self.name, *self._structure(), sorted((k, repr(v)) for k, v in self.meta.items())))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def structure_fingerprint(self) -> str:
@@ -188,12 +182,13 @@ class Graph:
         meta, which name it after the space and genotype that produced it. Two spaces that build the same
         network (the seed's networks in examples/flow_accuracy.yaml and in the flow benchmark's space, say)
         give it the same structure fingerprint, and the torch builder the same module."""
-        text = repr((
-            [(t, self.tensors[t].shape) for t in self.inputs],
-            [(op.name, op.kind, op.inputs, op.outputs, sorted(op.attrs.items())) for op in self.ops],
-            self.outputs,
-        ))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(repr(self._structure()).encode("utf-8")).hexdigest()
+
+    def _structure(self) -> tuple[Any, ...]:
+        """Inputs with their shapes, every op (name, kind, inputs, outputs, attributes), outputs."""
+        return ([(t, self.tensors[t].shape) for t in self.inputs],
+                [(op.name, op.kind, op.inputs, op.outputs, sorted(op.attrs.items())) for op in self.ops],
+                self.outputs)
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.tensors[tensor].shape

@@ -321,10 +321,10 @@ def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
     if entry is not None:  # the same training finished before, here or under another command or space
         rec = store.read_record(entry)
         done = rec["result"]
-        last = next((h[primary] for h in reversed(done["history"]) if primary in h), math.nan)
-        return {"metric": last, "best_metric": done["best_metric"], "best_epoch": done["best_epoch"],
-                "seconds": done["seconds"], "history": done["history"], "resumed": False, "device": str(device),
-                "recipe": recipe.model_dump(), "reused": {"store_key": key, **rec["source"]},
+        return {"metric": _last_metric(done["history"], primary), "best_metric": done["best_metric"],
+                "best_epoch": done["best_epoch"], "seconds": done["seconds"], "history": done["history"],
+                "resumed": False, "device": str(device), "recipe": recipe.model_dump(),
+                "reused": {"store_key": key, **rec["source"]},
                 "_cpu_stored": done.get("cpu_seconds")}
     torch.manual_seed(item.seed)
     data = ctx.data(item.seed)
@@ -339,18 +339,22 @@ def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
         except ConfigError:  # unreadable or of other settings: start again
             shutil.rmtree(partial, ignore_errors=True)
             torch.manual_seed(item.seed)
-            module = GraphModule(ctx.space.build(g, ctx.settings.resolution))
+            module = GraphModule(graph)
             trainer = Trainer(module, ctx.task, data, recipe, partial, identity=identity, device=device)
     result = trainer.run()
     if key is not None:
-        store.put(key, partial / BEST, {"result": asdict(result), "data": dict(data.description),
-                                        "params": sum(p.numel() for p in module.parameters()),
-                                        "source": {"config": ctx.space.source, "identity": identity,
-                                                   "out_dir": str(ctx.runs / item.key)}})
-    last = next((h[primary] for h in reversed(result.history) if primary in h), math.nan)
-    return {"metric": last, "best_metric": result.best_metric, "best_epoch": result.best_epoch,
-            "seconds": result.seconds, "history": result.history, "resumed": resumed, "device": str(device),
-            "recipe": recipe.model_dump(), "_partial": str(partial), "_cpu_before": cpu_before}
+        store.put(key, partial / BEST, result=asdict(result), data=data.description,
+                  params=sum(p.numel() for p in module.parameters()),
+                  source={"config": ctx.space.source, "identity": identity, "out_dir": str(ctx.runs / item.key)})
+    return {"metric": _last_metric(result.history, primary), "best_metric": result.best_metric,
+            "best_epoch": result.best_epoch, "seconds": result.seconds, "history": result.history,
+            "resumed": resumed, "device": str(device), "recipe": recipe.model_dump(), "_partial": str(partial),
+            "_cpu_before": cpu_before}
+
+
+def _last_metric(history: Sequence[Mapping[str, Any]], primary: str) -> float:
+    """The primary metric of the last evaluated epoch (nan when none was evaluated)."""
+    return next((h[primary] for h in reversed(history) if primary in h), math.nan)
 
 
 def _work(item: Item) -> dict[str, Any]:

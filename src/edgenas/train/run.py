@@ -177,9 +177,8 @@ def train_candidate(c: Candidate, out_dir: Path, *, resume: bool = False,
         write_json(out_dir / RUN_FILE, {**meta, "status": "done", **asdict(result), "primary": c.task.primary,
                                          "best_checkpoint": BEST, "updated": time.time()})
         if key is not None:
-            store.put(key, out_dir / BEST, {"result": asdict(result), "data": meta["data"], "params": meta["params"],
-                                            "source": {"config": str(c.config), "identity": c.identity,
-                                                       "out_dir": str(out_dir)}})
+            store.put(key, out_dir / BEST, result=asdict(result), data=meta["data"], params=meta["params"],
+                      source={"config": str(c.config), "identity": c.identity, "out_dir": str(out_dir)})
     dist.barrier()  # every rank returns with the folder complete
     return result
 

@@ -80,10 +80,13 @@ def read_record(entry: Path) -> dict[str, Any]:
     return json.loads((entry / RECORD_FILE).read_text())
 
 
-def put(key: str, best: Path, record: Mapping[str, Any]) -> Path | None:
-    """Keep a finished training: a copy of its `best` checkpoint and `record`. A key already held is kept as
-    it is (the same inputs gave the same weights). Returns the entry, or None when the store is off or the
-    run has no best checkpoint (nothing to reuse)."""
+def put(key: str, best: Path, *, result: Mapping[str, Any], data: Mapping[str, Any], params: int,
+        source: Mapping[str, Any]) -> Path | None:
+    """Keep a finished training: a copy of its `best` checkpoint and its record (`result`: the TrainResult as
+    a dict; `data`: the data's description; `params`; `source`: config, identity and folder of the run that
+    trained it). A key already held is kept as it is (the same inputs gave the same weights). Returns the
+    entry, or None when the store is off or the run has no best checkpoint (nothing to reuse)."""
+    record = {"result": dict(result), "data": dict(data), "params": params, "source": dict(source)}
     root = store_dir()
     if root is None or not Path(best).is_file():
         return None
@@ -94,7 +97,7 @@ def put(key: str, best: Path, record: Mapping[str, Any]) -> Path | None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
         shutil.copyfile(best, tmp / BEST_FILE)
-        (tmp / RECORD_FILE).write_text(json.dumps(dict(record), indent=1, default=str))
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1, default=str))
         try:
             os.rename(tmp, entry)  # atomic; fails if another process put the same key meanwhile
         except OSError:
