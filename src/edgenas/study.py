@@ -171,7 +171,8 @@ def _train_and_report(config: str, space: SearchSpace, entries: Any, study: Stud
 
     summary = train_plan(config, space, plan, out_dir, deploy_resolution=parse_resolution(key), log=say,
                          on_row=refresh)
-    say(f"trained {summary.trained} ({summary.resumed} resumed), {summary.reused} finished before")
+    say(f"trained {summary.trained} ({summary.resumed} resumed), {summary.from_store} taken from the training store, "
+        f"{summary.reused} finished before")
     files = refresh(summary.rows, force=True)
     assert files is not None
     return files

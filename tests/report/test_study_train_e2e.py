@@ -121,6 +121,7 @@ def test_rerun_reuses_finished_resumes_unfinished(runs: dict[str, Any]) -> None:
     second = runs["second"]["calls"]
     assert second[0] == (b, True) and len(second) == 2 and not second[1][1]  # a is not trained again
     assert any(f"{a.split('-')[0]}" in line and "finished before" in line for line in runs["second"]["log"])
+    assert "trained 2 (1 resumed), 0 taken from the training store, 1 finished before" in runs["second"]["log"]
     out = runs["out"]
     for rel, stamp in runs["stamps"].items():
         if rel.parts[1] == a:  # nothing of the finished network was rewritten

@@ -39,10 +39,11 @@ SPACE_B = SPACE_A.replace("name: store_a", "name: store_b").replace(
     "  stage1_block: [mbconv_e4, conv3x3]\n", "").replace("hardware:", "fixed: {stage1_block: mbconv_e4}\nhardware:")
 
 
-def cli(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+def cli(args: list[str], cwd: Path, env: dict[str, str], *, with_log: bool = False) -> str:
+    """stdout of a successful command; with_log: stderr (the progress log) before it."""
     r = subprocess.run([EDGENAS, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
     assert r.returncode == 0, f"edgenas {' '.join(args)}: {r.stdout[-2000:]} {r.stderr[-2000:]}"
-    return r.stdout
+    return r.stderr + r.stdout if with_log else r.stdout
 
 
 @pytest.fixture
@@ -169,3 +170,17 @@ def test_key_and_what_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert torch.equal(torch.load(entry / store.BEST_FILE, weights_only=True)["model"]["w"], torch.ones(2))
     assert store.put("k2", tmp_path / "missing.pt", **first) is None and store.lookup("k2") is None
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["k1"]  # no temporary folder left
+
+
+def test_study_counts_what_it_took_from_the_store(spaces: Path) -> None:
+    """`study --train` under B after `train` under A: the network both name is taken from the store and said
+    so (log line and summary), the other is trained."""
+    tmp = spaces
+    on = env_with(tmp, str(tmp / "store"))
+    cli(["train", "a.yaml", "-g", "stage0_block=dsconv3x3", "--out", "ra", "--no-progress"], tmp, on)
+    said = cli(["study", "b.yaml", "--train", "--out", "st", "--jobs", "1", "--no-cache"], tmp, on, with_log=True)
+    assert "trained 1 (0 resumed), 1 taken from the training store, 0 finished before" in said, said[-1500:]
+    b = load_space(str(tmp / "b.yaml"))
+    took = tmp / "st" / "train" / f"{b.parse_genotype('stage0_block=dsconv3x3').arch_id}-s0"
+    assert json.loads((took / "run.json").read_text())["reused"]["identity"]["space"] == "store_a"
+    assert any("stage0_block=dsconv3x3" in line and "training store:" in line for line in said.splitlines())

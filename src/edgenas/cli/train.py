@@ -76,7 +76,7 @@ def train(
 ) -> None:
     _need_torch()
     from edgenas.train.distributed import is_main_process
-    from edgenas.train.run import check_run_dir, initial_weights, make_candidate, train_candidate
+    from edgenas.train.run import check_run_dir, initial_weights, make_candidate, reused_from, train_candidate
 
     main = is_main_process()  # under torchrun only rank 0 draws and prints
     progress = progress and main
@@ -95,7 +95,7 @@ def train(
     curve = ""
     if result.curve:
         curve = f"; learning-curve asymptote {primary} {result.curve['a']:.4g}"
-    reused = json.loads((Path(out_dir) / "run.json").read_text()).get("reused")
+    reused = reused_from(out_dir)
     how = (f"reused from the training store ({reused['store']}; trained as {reused['identity']['genotype']} of "
            f"{reused['config']}, {result.seconds:.0f} s)" if reused else f"in {result.seconds:.0f} s")
     out.print(f"{c.genotype} @ {c.resolution[0]}x{c.resolution[1]}: best {primary} {best} at epoch "

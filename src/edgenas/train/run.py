@@ -5,6 +5,7 @@ every process runs this; rank 0 prepares the data first (it fills the cache) and
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -193,6 +194,13 @@ def run_meta(c: Candidate, graph: Graph, device: torch.device) -> dict[str, Any]
     return {"config": str(c.config), "identity": c.identity, "genotype": c.genotype.as_dict(),
             "resolution": format_resolution(c.resolution), "task": c.task.describe(), "recipe": c.recipe.model_dump(),
             "device": str(device), "threads": torch.get_num_threads(), "versions": versions(), "macs": graph.macs}
+
+
+def reused_from(out_dir: str | Path) -> dict[str, Any] | None:
+    """Where a finished run's weights came from when it was taken from the training store (run.json's
+    `reused`: store, key and the identity it was trained under), else None."""
+    path = Path(out_dir) / RUN_FILE
+    return json.loads(path.read_text()).get("reused") if path.exists() else None
 
 
 def _reuse(c: Candidate, graph: Graph, out_dir: Path, entry: Path, key: str, device: torch.device) -> TrainResult:

@@ -216,6 +216,7 @@ class TrainSummary:
     trained: int  # trained to the end in this run (resumed ones included)
     resumed: int
     reused: int  # finished before: result.json read back, nothing recomputed
+    from_store: int = 0  # the same training found in the training store (train/store.py): nothing trained
 
 
 def train_plan(config: str, space: SearchSpace, plan: TrainPlan, run_dir: Path, *, deploy_resolution: tuple[int, int],
@@ -224,12 +225,12 @@ def train_plan(config: str, space: SearchSpace, plan: TrainPlan, run_dir: Path, 
     """Train, resume or reuse every job of `plan` in order (see the module docstring). `on_row(rows)` is
     called with every finished row so far after each network (accuracy.csv and the report are refreshed
     there); Ctrl-C / SIGTERM stop after the trainer's checkpoint and propagate."""
-    from edgenas.train.run import make_candidate, train_candidate
+    from edgenas.train.run import make_candidate, reused_from, train_candidate
     from edgenas.train.trainer import CHECKPOINT
 
     say = log or (lambda _msg: None)
     rows: list[dict[str, Any]] = []
-    trained = resumed = reused = 0
+    trained = resumed = reused = from_store = 0
     for i, job in enumerate(plan.jobs):
         out = run_dir / TRAIN_DIR / job.dirname
         c = make_candidate(config, str(job.genotype), seed=job.seed)
@@ -246,18 +247,20 @@ def train_plan(config: str, space: SearchSpace, plan: TrainPlan, run_dir: Path, 
         resume = (out / CHECKPOINT).exists()
         say(f"{head}: {'resuming' if resume else 'training'} at {format_resolution(c.resolution)} -> {out}")
         result = train_candidate(c, out, resume=resume, on_progress=_epoch_logger(say))
-        trained += 1
-        resumed += resume
+        stored = reused_from(out) is not None
+        from_store += stored
+        trained += not stored
+        resumed += resume and not stored
         row = _evaluate(c, out, result, deploy_resolution, space)
         write_json(out / RESULT_FILE, {"status": "done", "row": row, "recipe": c.recipe.model_dump(),
                                         "task": c.task.describe()})
         rows.append(row)
         m = row["metric"]
         say(f"{head}: {m} {_g(row[m + '_train'])} at {row['train_resolution']}, {_g(row[m + '_deploy'])} at "
-            f"{row['deploy_resolution']} ({row['seconds']:.0f} s training)")
+            f"{row['deploy_resolution']} ({'training store: ' if stored else ''}{row['seconds']:.0f} s training)")
         if on_row is not None:
             on_row(rows)
-    return TrainSummary(tuple(rows), trained, resumed, reused)
+    return TrainSummary(tuple(rows), trained, resumed, reused, from_store)
 
 
 def _g(v: Any) -> str:
