@@ -33,6 +33,9 @@ BENCH = ROOT / "benchmarks"
 OUT = ROOT / "runs" / "bench_proxies"
 TASKS = {"flow": (BENCH / "flow_space.yaml", BENCH / "genotypes" / "flow.txt"),
          "digits": (BENCH / "digits_space.yaml", BENCH / "genotypes" / "digits.txt")}
+# `full` trains these first (bench-proxies --first): the randomly drawn part of the list before the seed's
+# networks, so a partial reference is a random sample of the space (issue 11's fidelity table is on them)
+FIRST = {"flow": BENCH / "genotypes" / "flow_random.txt"}
 SMOKE_GENOTYPES = 8
 
 
@@ -54,6 +57,8 @@ def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
         genotypes = str(SMOKE_GENOTYPES) if preset == "smoke" else str(lst.relative_to(ROOT))
         cmd = [_edgenas(), "bench-proxies", str(cfg.relative_to(ROOT)), "--genotypes", genotypes, "--preset", preset,
                "--jobs", str(jobs), "--out", str(out.relative_to(ROOT)), "--no-progress"]
+        if preset == "full" and name in FIRST:
+            cmd += ["--first", str(FIRST[name].relative_to(ROOT))]
         t0 = time.perf_counter()
         # smoke measures every training afresh: none served from the training store (train/store.py)
         env = {**os.environ, "EDGENAS_TRAIN_STORE": "off"} if preset == "smoke" else None

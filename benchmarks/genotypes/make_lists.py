@@ -5,6 +5,8 @@
   drawn uniformly without replacement from the rest of the space's 5,292 networks (widths as choices since
   2026-11-30: the list was redrawn then, before any supernet figure existed, with 2 of bench-proxies' flow
   runs finished);
+- flow_random.txt: the FLOW_RANDOM drawn ones alone, in flow.txt's order (bench-proxies `--first`: the flow
+  reference trains them before the seed networks, so a partial reference is a random sample of the space);
 - digits.txt: DIGITS_RANDOM networks drawn uniformly without replacement from benchmarks/digits_space.yaml.
 
 Drawn by a seeded generator, never picked by hand, and committed before any supernet figure is seen.
@@ -28,14 +30,15 @@ FLOW_RANDOM = 40
 DIGITS_RANDOM = 36
 
 
-def flow_list(space: SearchSpace) -> list[str]:
+def flow_lists(space: SearchSpace) -> tuple[list[str], list[str]]:
+    """The seed networks and the randomly drawn ones."""
     seed_nets = [space.genotype({**space.default.as_dict(), "backbone": b, "head1_block": h, "head2_block": h,
                                  "predict_kernel": 7})
                  for b in space.choices["backbone"] for h in space.choices["head1_block"]]
     taken = {g.arch_id for g in seed_nets}
     rest = [g for g in space.enumerate() if g.arch_id not in taken]
     drawn = random.Random(SEED).sample(rest, FLOW_RANDOM)
-    return [str(g) for g in seed_nets + drawn]
+    return [str(g) for g in seed_nets], [str(g) for g in drawn]
 
 
 def digits_list(space: SearchSpace) -> list[str]:
@@ -43,14 +46,16 @@ def digits_list(space: SearchSpace) -> list[str]:
 
 
 def texts() -> dict[Path, str]:
-    flow = flow_list(load_space(BENCH / "flow_space.yaml"))
+    seed_nets, drawn = flow_lists(load_space(BENCH / "flow_space.yaml"))
     digits = digits_list(load_space(BENCH / "digits_space.yaml"))
     head = "# Written by benchmarks/genotypes/make_lists.py (seed {seed}); one genotype per line.\n"
     n_flow = load_space(BENCH / "flow_space.yaml").size()
     return {
         HERE / "flow.txt": head.format(seed=SEED) + f"# 28 seed networks (default widths), then {FLOW_RANDOM} drawn "
         f"at random from the other {n_flow - 28:,}\n# drawn 2026-11-30, before any supernet figure existed\n"
-        + "\n".join(flow) + "\n",
+        + "\n".join(seed_nets + drawn) + "\n",
+        HERE / "flow_random.txt": head.format(seed=SEED) + f"# the {FLOW_RANDOM} of flow.txt drawn at random from the "
+        f"{n_flow - 28:,} networks other than the seed's\n" + "\n".join(drawn) + "\n",
         HERE / "digits.txt": head.format(seed=SEED) + f"# {DIGITS_RANDOM} drawn at random from the 48\n"
         + "\n".join(digits) + "\n",
     }

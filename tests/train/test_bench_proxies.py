@@ -308,6 +308,47 @@ def test_committed_genotype_lists_are_what_the_script_writes() -> None:
     flow = [line for line in (ROOT / "benchmarks" / "genotypes" / "flow.txt").read_text().splitlines()
             if line and not line.startswith("#")]
     assert len(flow) >= 68 and len(set(flow)) == len(flow)
+    drawn = [line for line in (ROOT / "benchmarks" / "genotypes" / "flow_random.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert len(drawn) >= 40 and drawn == flow[-len(drawn):]  # the random part of flow.txt, in its order
+
+
+def test_first_genotypes_come_first_and_keep_the_seeded_order(tmp_path: Path) -> None:
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    cfg = ROOT / "benchmarks" / "flow_space.yaml"
+    space = load_space(cfg)
+    settings = bp.make_settings(str(cfg), preset="smoke")
+    genotypes = bp.read_genotypes(space, "10", sample_seed=3)
+    f = tmp_path / "first.txt"
+    f.write_text("\n".join(str(g) for g in genotypes[6:]) + "\n")
+    first = bp.read_first(space, str(f), genotypes)
+    assert first == {g.arch_id for g in genotypes[6:]}
+
+    def order(items: list) -> list[str]:
+        return list(dict.fromkeys(it.arch_id for it in items))
+
+    plain, firsted = order(bp.plan(settings, genotypes)), order(bp.plan(settings, genotypes, first=first))
+    assert set(firsted[:4]) == first and sorted(firsted) == sorted(plain)
+    # within each part the order is the plain plan's (a partial run is a random subset of each part)
+    assert firsted[:4] == [a for a in plain if a in first] and firsted[4:] == [a for a in plain if a not in first]
+    assert [len(bp.plan(settings, genotypes, first=first))] == [len(bp.plan(settings, genotypes))]
+
+    stray = space.genotype({**space.default.as_dict(), "backbone": "resnet", "head1_block": "shuffle"})
+    assert stray.arch_id not in {g.arch_id for g in genotypes}
+    f.write_text(f"{genotypes[0]}\n{stray}\n")
+    with pytest.raises(ConfigError, match="not in the --genotypes list"):
+        bp.read_first(space, str(f), genotypes)
+    # the command: one line naming the option, exit 2, nothing written
+    lst = tmp_path / "list.txt"
+    lst.write_text("\n".join(str(g) for g in genotypes) + "\n")
+    out = tmp_path / "b.json"
+    proc = subprocess.run([str(Path(sys.executable).with_name("edgenas")), "bench-proxies", str(cfg), "--genotypes",
+                           str(lst), "--first", str(f), "--preset", "smoke", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "--first" in proc.stderr and "not in the --genotypes list" in proc.stderr
+    assert not out.exists() and not bp.runs_dir(out).exists()
 
 
 def test_flow_space_searches_head2_and_the_predict_kernel(tmp_path: Path) -> None:

@@ -108,6 +108,9 @@ def bench_proxies(
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the intervals."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the random draw when --genotypes is N."),
     report_only: bool = typer.Option(False, "--report-only", help="Train nothing: summarise the runs kept so far."),
+    first: Optional[str] = typer.Option(None, "--first", help="A file of genotypes (as for --genotypes, each of them "
+                                        "listed there) whose runs come before the others', e.g. the randomly drawn "
+                                        "part of the list: a partial run then covers them first."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     from edgenas.cli.train import _need_torch
@@ -123,7 +126,9 @@ def bench_proxies(
     if jobs < 0:
         raise ConfigError(f"must be >= 0, got {jobs}", field="--jobs")
     settings = bp.make_settings(config, preset=preset, resolution=resolution)
-    listed = bp.read_genotypes(load_space(config), genotypes, sample_seed=sample_seed)
+    space = load_space(config)
+    listed = bp.read_genotypes(space, genotypes, sample_seed=sample_seed)
+    first_ids = bp.read_first(space, first, listed) if first else set()
     bar = Progress(TextColumn("[bold]bench-proxies[/] {task.fields[last]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not progress)
     with bar:
@@ -138,7 +143,7 @@ def bench_proxies(
 
         try:
             run = bp.run_bench(settings, listed, out, jobs=jobs, resamples=resamples, train=not report_only,
-                               on_record=on_record, on_start=on_start)
+                               on_record=on_record, on_start=on_start, first=first_ids)
         except KeyboardInterrupt as e:
             e.args = (bp.resume_hint(sys.argv),)
             raise

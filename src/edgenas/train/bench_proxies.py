@@ -63,7 +63,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,19 @@ def read_genotypes(space: SearchSpace, spec: str, *, sample_seed: int = 0) -> li
     return list(out.values())
 
 
+def read_first(space: SearchSpace, spec: str, listed: Sequence[Genotype]) -> set[str]:
+    """The arch_ids of the genotypes file `spec` (bench-proxies' `--first`), each of which must be listed."""
+    if not Path(spec).is_file():
+        raise ConfigError("expected a file of genotypes (one per line): no such file", source=spec, field="--first")
+    ids = {g.arch_id for g in listed}
+    first = read_genotypes(space, spec)
+    stray = [str(g) for g in first if g.arch_id not in ids]
+    if stray:
+        raise ConfigError(f"{stray[0]} is not in the --genotypes list ({len(stray)} such)", source=spec,
+                          field="--first")
+    return {g.arch_id for g in first}
+
+
 # ---- the units of work ----------------------------------------------------------------------------------
 
 
@@ -212,13 +225,16 @@ class Item:
         return f"{self.arch_id}-{self.kind}-s{self.seed}"
 
 
-def plan(settings: BenchSettings, genotypes: Sequence[Genotype]) -> list[Item]:
+def plan(settings: BenchSettings, genotypes: Sequence[Genotype], *, first: Collection[str] = ()) -> list[Item]:
     """Genotype by genotype (proxies, seed A, seed B, short training), in a seeded random order of the
     genotypes: a partial run holds whole genotypes, and they are a random subset of the list (the list's
-    own order may group them, e.g. by backbone)."""
+    own order may group them, e.g. by backbone). The arch_ids in `first` come before the others, each part
+    in that same order: a partial run then holds a random subset of `first` (e.g. the randomly drawn part of
+    a list that also names hand-chosen networks)."""
     seeds, epochs = settings.seeds, int(settings.recipe["epochs"])
     order = list(genotypes)
     random.Random(0).shuffle(order)
+    order.sort(key=lambda g: g.arch_id not in first)  # stable: the seeded order within each part
     items: list[Item] = []
     for g in order:
         items += [Item(str(g), g.arch_id, "proxy", seeds["proxy"]),
@@ -435,16 +451,17 @@ class BenchRun:
 def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path, *, jobs: int = 1,
               threads: int = 1, resamples: int = 1000, train: bool = True,
               on_record: Callable[[Item, dict[str, Any], int, int], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> BenchRun:
+              on_start: Callable[[int, int], None] | None = None, first: Collection[str] = ()) -> BenchRun:
     """Run what is not done yet (unless `train` is False), then summarise every kept record into `out`.
-    `on_record(item, record, done, total)` after each finished unit; `on_start(to_do, total)` before."""
+    `on_record(item, record, done, total)` after each finished unit; `on_start(to_do, total)` before;
+    `first`: arch_ids whose units are done before the others' (see `plan`)."""
     from edgenas.processes import WorkerDied, run_in_workers
 
     out = Path(out)
     space = load_space(settings.config)
     runs = runs_dir(out)
     check_folder(runs, settings, space)
-    items = plan(settings, genotypes)
+    items = plan(settings, genotypes, first=first)
     todo = [it for it in items if read_done(runs / f"{it.key}.json") is None]
     done_before = len(items) - len(todo)
     if on_start is not None:
