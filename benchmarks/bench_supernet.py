@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_proxies import TASKS, _edgenas  # the same tasks and lists as bench-proxies
+from bench_proxies import FIRST, TASKS, _edgenas  # the same tasks and lists as bench-proxies
 from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +66,8 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
                "--jobs", str(jobs), "--reference", _rel(ref), "--out", _rel(out)]
         if strategies:
             cmd += ["--strategies", strategies]
+        if preset == "full" and name in FIRST:  # the table on the randomly drawn part of the list as well
+            cmd += ["--table-on", _rel(FIRST[name])]
         if not reference_training:
             cmd.append("--no-reference-training")
         t0 = time.perf_counter()
@@ -113,6 +115,12 @@ def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") 
     if s.get("estimates"):
         print(markdown_table(s))
         print(f"\n{headline(s)}.\n")
+    part = s.get("part")
+    if part is not None and part.get("estimates"):
+        print(f"The same on the {part['genotypes']['listed']} genotypes of {part['part_file']} (the same supernets, "
+              f"trained for the whole list; {part['genotypes']['complete']} complete):\n")
+        print(markdown_table(part))
+        print(f"\n{headline(part)}.\n")
 
 
 def _pilot_strategy(s, strategy: str, tmp: Path, listed: list, steps: int, scored: int) -> tuple[float, float, int]:

@@ -323,7 +323,7 @@ def test_first_genotypes_come_first_and_keep_the_seeded_order(tmp_path: Path) ->
     genotypes = bp.read_genotypes(space, "10", sample_seed=3)
     f = tmp_path / "first.txt"
     f.write_text("\n".join(str(g) for g in genotypes[6:]) + "\n")
-    first = bp.read_first(space, str(f), genotypes)
+    first = {g.arch_id for g in bp.read_part(space, str(f), genotypes, field="--first")}
     assert first == {g.arch_id for g in genotypes[6:]}
 
     def order(items: list) -> list[str]:
@@ -339,7 +339,7 @@ def test_first_genotypes_come_first_and_keep_the_seeded_order(tmp_path: Path) ->
     assert stray.arch_id not in {g.arch_id for g in genotypes}
     f.write_text(f"{genotypes[0]}\n{stray}\n")
     with pytest.raises(ConfigError, match="not in the --genotypes list"):
-        bp.read_first(space, str(f), genotypes)
+        bp.read_part(space, str(f), genotypes, field="--first")
     # the command: one line naming the option, exit 2, nothing written
     lst = tmp_path / "list.txt"
     lst.write_text("\n".join(str(g) for g in genotypes) + "\n")

@@ -100,6 +100,48 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
     assert "supernet, sandwich (labels) (3 ep)" in table
 
 
+def test_table_on_a_part_of_the_list_uses_the_same_supernets(tmp_path: Path) -> None:
+    """--table-on (e.g. the randomly drawn part of a list that also names hand-chosen networks): with the
+    reference and supernets planted (--report-only: nothing trained), the second table's figures are scipy's
+    on the part alone, its cost is the same training plus the part's scoring, and a genotype outside the list
+    is one line, exit 2."""
+    cfg = str(ROOT / "benchmarks" / "flow_space.yaml")
+    space = load_space(cfg)
+    gs = bp.read_genotypes(space, "10", sample_seed=4)
+    part = gs[3:9]
+    (tmp_path / "list.txt").write_text("\n".join(map(str, gs)) + "\n")
+    (tmp_path / "part.txt").write_text("\n".join(map(str, part)) + "\n")
+    s = bs.make_settings(cfg, len(gs), preset="smoke")
+    rng = __import__("random").Random(8)
+    ref = {g.arch_id: 1.0 + rng.random() for g in gs}
+    plant_reference(s.reference, gs, tmp_path / "ref.runs", ref)
+    sc = {a: v + rng.gauss(0, 0.4) for a, v in ref.items()}
+    for st in ("spos", "sandwich", "sandwich-labels"):
+        plant_supernet(tmp_path / "out.runs" / st, sc)
+    args = ["bench-supernet", cfg, "--genotypes", "list.txt", "--preset", "smoke", "--reference", "ref.json",
+            "--out", "out.json", "--resamples", "30", "--report-only", "--no-progress"]
+    code, out, err = cli(*args, "--table-on", "part.txt", cwd=tmp_path)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "out.json").read_text())
+    whole, sub = summary["estimates"]["supernet_spos"], summary["part"]["estimates"]["supernet_spos"]
+    a, x = [-ref[g.arch_id] for g in part], [-sc[g.arch_id] for g in part]
+    assert sub["tau"] == pytest.approx(kendalltau(x, a).statistic, abs=1e-12)
+    assert summary["part"]["genotypes"]["listed"] == len(part) and summary["genotypes"]["listed"] == len(gs)
+    assert whole["seconds_total"] == pytest.approx(10.0 + 1.0 + len(gs) * 0.75)
+    assert sub["seconds_total"] == pytest.approx(10.0 + 1.0 + len(part) * 0.75)
+    md = (tmp_path / "out.md").read_text()
+    assert "## The same on the genotypes of part.txt (6 listed)" in md and md.count("| seed B") == 2
+    assert "the same on part.txt" in out
+
+    stray = space.genotype({**space.default.as_dict(), "backbone": "resnet", "head1_block": "shuffle"})
+    assert stray.arch_id not in ref
+    (tmp_path / "part.txt").write_text(f"{part[0]}\n{stray}\n")
+    code, _, err = cli(*[("bad.json" if a == "out.json" else a) for a in args], "--table-on", "part.txt", cwd=tmp_path)
+    assert code == 2 and "--table-on" in err and "not in the --genotypes list" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad.json").exists()
+    assert not (tmp_path / "bad.runs").exists()
+
+
 def test_budget_and_the_config_each_supernet_trains(tmp_path: Path) -> None:
     """The budget is set by short training's sub-network passes; the config written for a strategy's supernet is the
     same space (same arch ids as the reference's), with the reference's task and recipe and its own seed."""

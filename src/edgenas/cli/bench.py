@@ -128,7 +128,7 @@ def bench_proxies(
     settings = bp.make_settings(config, preset=preset, resolution=resolution)
     space = load_space(config)
     listed = bp.read_genotypes(space, genotypes, sample_seed=sample_seed)
-    first_ids = bp.read_first(space, first, listed) if first else set()
+    first_ids = {g.arch_id for g in bp.read_part(space, first, listed, field="--first")} if first else set()
     bar = Progress(TextColumn("[bold]bench-proxies[/] {task.fields[last]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not progress)
     with bar:
@@ -199,6 +199,9 @@ def bench_supernet(
                                             "as it stands: the supernets train while bench-proxies trains the "
                                             "reference in another process, and the table covers the genotypes "
                                             "it has finished."),
+    table_on: Optional[str] = typer.Option(None, "--table-on", help="A file of genotypes (part of --genotypes): "
+                                           "also the table on them alone, e.g. the randomly drawn part of the "
+                                           "list; the same supernets (trained for the whole list) and reference."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Print what starts and ends."),
 ) -> None:
     from edgenas.cli.train import _need_torch
@@ -213,7 +216,9 @@ def bench_supernet(
     if jobs < 0:
         raise ConfigError(f"must be >= 0, got {jobs}", field="--jobs")
     names = bs.parse_strategies(strategies)
-    listed = bp.read_genotypes(load_space(config), genotypes, sample_seed=sample_seed)
+    space = load_space(config)
+    listed = bp.read_genotypes(space, genotypes, sample_seed=sample_seed)
+    part = bp.read_part(space, table_on, listed, field="--table-on") if table_on else None
     settings = bs.make_settings(config, len(listed), preset=preset, resolution=resolution, strategies=names,
                                 supernet_epochs=supernet_epochs)
 
@@ -223,13 +228,17 @@ def bench_supernet(
 
     try:
         run = bs.run_bench_supernet(settings, listed, out, reference_out=reference, jobs=jobs, resamples=resamples,
-                                    train=not report_only, train_reference=reference_training, on_event=say)
+                                    train=not report_only, train_reference=reference_training, on_event=say,
+                                    part=None if part is None else (table_on, part))
     except KeyboardInterrupt as e:
         e.args = (bp.resume_hint(sys.argv),)
         raise
     s = run.summary
     _print_table(s, "supernet and cheap estimates")
     console.print(bs.headline(s), markup=False, highlight=False)
+    if "part" in s:
+        _print_table(s["part"], f"the same on {s['part']['part_file']}")
+        console.print(bs.headline(s["part"]), markup=False, highlight=False)
     console.print(f"supernets trained or scored now: {', '.join(run.trained_now) or 'none'}; {out}", markup=False,
                   highlight=False)
     for f in s.get("failed", []):

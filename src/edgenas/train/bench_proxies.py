@@ -194,17 +194,17 @@ def read_genotypes(space: SearchSpace, spec: str, *, sample_seed: int = 0) -> li
     return list(out.values())
 
 
-def read_first(space: SearchSpace, spec: str, listed: Sequence[Genotype]) -> set[str]:
-    """The arch_ids of the genotypes file `spec` (bench-proxies' `--first`), each of which must be listed."""
+def read_part(space: SearchSpace, spec: str, listed: Sequence[Genotype], *, field: str) -> list[Genotype]:
+    """The genotypes of file `spec`, a part of the list (bench-proxies' `--first`, bench-supernet's
+    `--table-on`): each must be listed; `field` names the option in errors."""
     if not Path(spec).is_file():
-        raise ConfigError("expected a file of genotypes (one per line): no such file", source=spec, field="--first")
+        raise ConfigError("expected a file of genotypes (one per line): no such file", source=spec, field=field)
     ids = {g.arch_id for g in listed}
-    first = read_genotypes(space, spec)
-    stray = [str(g) for g in first if g.arch_id not in ids]
+    part = read_genotypes(space, spec)
+    stray = [str(g) for g in part if g.arch_id not in ids]
     if stray:
-        raise ConfigError(f"{stray[0]} is not in the --genotypes list ({len(stray)} such)", source=spec,
-                          field="--first")
-    return {g.arch_id for g in first}
+        raise ConfigError(f"{stray[0]} is not in the --genotypes list ({len(stray)} such)", source=spec, field=field)
+    return part
 
 
 # ---- the units of work ----------------------------------------------------------------------------------

@@ -235,12 +235,14 @@ class SupernetBenchRun:
 
 def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], out: Path, *,
                        reference_out: Path | None = None, jobs: int = 1, resamples: int = 1000, train: bool = True,
-                       train_reference: bool = True,
-                       on_event: Callable[[str], None] | None = None) -> SupernetBenchRun:
+                       train_reference: bool = True, on_event: Callable[[str], None] | None = None,
+                       part: tuple[str, Sequence[Genotype]] | None = None) -> SupernetBenchRun:
     """The reference (bench-proxies' run folder: finished runs read, missing ones trained by its own code
     unless `train_reference` is False: then it is read as it stands, e.g. while bench-proxies trains it in
     another process, and the table covers the genotypes it has finished), then each strategy's supernet
-    trained and scored, then the table; `out` gets the JSON."""
+    trained and scored, then the table; `out` gets the JSON. `part` (its file and genotypes, part of the
+    list): the same table on those alone as well, under `part` (e.g. the randomly drawn part of a list that
+    also names hand-chosen networks)."""
     from edgenas.processes import WorkerDied, run_in_workers
 
     out = Path(out)
@@ -274,6 +276,9 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
             trained_now.append(todo[i])
             say(f"supernet {todo[i]}: trained in {result['train']['seconds']:.0f} s, {result['scored_now']} scored")
     summary = summarise(s, space, genotypes, out, reference_out, resamples=resamples)
+    if part is not None:
+        summary["part"] = {**summarise(s, space, part[1], out, reference_out, resamples=resamples),
+                           "part_file": part[0]}
     summary["failed"] = ref.failed + failed
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, summary)
@@ -369,11 +374,19 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
 
 
 def markdown(summary: Mapping[str, Any]) -> str:
-    """The table (bench-proxies' with the supernet rows), the headline and each supernet's cost, as markdown."""
+    """The table (bench-proxies' with the supernet rows), the headline and each supernet's cost, as markdown;
+    the table on the list's part after them when there is one."""
     lines = [f"# {summary['space']}: supernet and cheap estimates of {summary['primary']} vs seed A", ""]
     if summary.get("estimates"):
         lines += [bp.markdown_table(summary), ""]
     lines += [headline(summary) + ".", ""]
+    part = summary.get("part")
+    if part is not None:
+        lines += [f"## The same on the genotypes of {part['part_file']} ({part['genotypes']['listed']} listed): the "
+                  "same supernets, trained for the whole list", ""]
+        if part.get("estimates"):
+            lines += [bp.markdown_table(part), ""]
+        lines += [headline(part) + ".", ""]
     for st, info in summary.get("supernet", {}).items():
         if info.get("status") == "not trained":
             lines.append(f"- {st}: not trained")
