@@ -71,7 +71,7 @@ def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
 
 
 def print_block(s: dict, cmd: str, minutes: float | None = None) -> None:
-    from edgenas.train.bench_proxies import headline, markdown_table
+    from edgenas.train.bench_tables import headline, markdown_table
 
     st = s["settings"]
     n = s["genotypes"]

@@ -18,6 +18,7 @@ from supernet_helpers import cli
 from edgenas.space.space import load_space
 from edgenas.train import bench_proxies as bp
 from edgenas.train import bench_supernet as bs
+from edgenas.train.bench_tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = """name: tiny_digits
@@ -95,7 +96,7 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
     assert summary["estimates"]["seed_b"]["tau"] is not None and summary["ceiling"] is not None
     assert summary["schema"] == bs.SCHEMA and summary["status"] == "complete"
     assert summary["genotypes"]["complete"] == len(gs)
-    table = bp.markdown_table(summary)
+    table = markdown_table(summary)
     assert "supernet, SPOS (3 ep)" in table and "supernet, sandwich (3 ep)" in table and "seed B" in table
     assert "supernet, sandwich (labels) (3 ep)" in table
 

@@ -82,13 +82,13 @@ def _print_table(s: dict, what: str) -> None:
     from rich.table import Table
 
     from edgenas.cli._common import out as console
-    from edgenas.train import bench_proxies as bp
+    from edgenas.train import bench_tables as tables
 
     table = Table(title=f"{s['space']}: {what} of {s['primary']} vs seed A "
                         f"({'lower' if not s['higher_is_better'] else 'higher'} is better; oriented so + = agrees)")
-    for col in bp.TABLE_HEADER:
+    for col in tables.TABLE_HEADER:
         table.add_column(col, justify="left" if col == "estimate" else "right")
-    rows = bp.table_rows(s)
+    rows = tables.table_rows(s)
     for row in rows:
         table.add_row(*row)
     if rows:
@@ -122,6 +122,7 @@ def bench_proxies(
     from edgenas.cli._common import err, out as console
     from edgenas.space.space import load_space
     from edgenas.train import bench_proxies as bp
+    from edgenas.train import bench_tables as tables
 
     if jobs < 0:
         raise ConfigError(f"must be >= 0, got {jobs}", field="--jobs")
@@ -150,7 +151,7 @@ def bench_proxies(
     s = run.summary
     _print_table(s, "cheap estimates")
     n = s["genotypes"]
-    console.print(bp.headline(s), markup=False, highlight=False)
+    console.print(tables.headline(s), markup=False, highlight=False)
     console.print(f"{n['runs_done']} of {n['runs_total']} runs kept ({run.done_now} now); {out}", markup=False,
                   highlight=False)
     for f in run.failed:

@@ -618,19 +618,19 @@ def _total(values: Iterable[Any]) -> float | None:
 def best_estimates(summary: Mapping[str, Any]) -> list[str]:
     """The cheap estimates (seed B excluded) by tau, best first."""
     est = {k: v for k, v in summary.get("estimates", {}).items() if k != "seed_b"}
-    return sorted(est, key=lambda k: -(est[k]["tau"] if _finite(est[k]["tau"]) else -math.inf))
+    return sorted(est, key=lambda k: -(est[k]["tau"] if finite(est[k]["tau"]) else -math.inf))
 
 
-def _finite(v: Any) -> bool:
+def finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _score(v: Any) -> float:
-    return float(v) if _finite(v) else -math.inf  # unscorable = worst (analysis.fidelity.finite_for_ranking)
+    return float(v) if finite(v) else -math.inf  # unscorable = worst (analysis.fidelity.finite_for_ranking)
 
 
 def _json_float(v: Any) -> float | None:
-    return float(v) if _finite(v) else None
+    return float(v) if finite(v) else None
 
 
 def _clean(obj: Any) -> Any:
@@ -649,83 +649,6 @@ def _clean(obj: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     return obj
-
-
-# ---- presentation (plain data; the CLI and the benchmark script render it) ---------------------------------
-
-
-def _fmt(v: Any, ci: Sequence[Any] | None = None) -> str:
-    if not _finite(v):
-        return "-"
-    text = f"{v:+.2f}"
-    if ci and all(_finite(c) for c in ci):
-        text += f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
-    return text
-
-
-def _seconds(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
-
-
-TABLE_HEADER = ("estimate", "Kendall tau [95% CI]", "Spearman [95% CI]", "within-backbone tau [95% CI]",
-                "top-5 overlap", "best in top 5", "wall s / genotype", "CPU s / genotype", "wall s total")
-
-
-def _top_k_cells(e: Mapping[str, Any]) -> tuple[str, str]:
-    t = e.get("top_k") or {}
-    return tuple(f"{t[key]:.2f}" if _finite(t.get(key)) else "-" for key in ("overlap", "best_in_top_k"))
-
-
-def table_rows(summary: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    """One row per estimate (seed B first, then the cheap ones best first), then the reference and the
-    ceiling; the columns of TABLE_HEADER."""
-    rows: list[tuple[str, ...]] = []
-    est = summary.get("estimates") or {}
-    if not est:
-        return rows
-    label = {"seed_b": "seed B (2nd full training)",
-             "short_training": f"short training ({est.get('short_training', {}).get('epochs', '?')} ep)"}
-    for name in ["seed_b", *best_estimates(summary)]:
-        e = est[name]
-        w = e.get("within") or {}
-        rows.append((e.get("label") or label.get(name, name), _fmt(e["tau"], e["tau_ci"]),
-                     _fmt(e["spearman"], e["spearman_ci"]),
-                     _fmt(w.get("tau"), w.get("tau_ci")) if w else "n/a", *_top_k_cells(e),
-                     _seconds(e["seconds_per_genotype"]),
-                     _seconds(e.get("cpu_seconds_per_genotype")), _seconds(e["seconds_total"])))
-    ref = summary["reference"]
-    rows.append((f"reference: seed A ({ref['epochs']} ep)", "", "", "", "", "", _seconds(ref["seconds_per_genotype"]),
-                 _seconds(ref.get("cpu_seconds_per_genotype")), _seconds(ref["seconds_total"])))
-    c = summary["ceiling"]
-    ci = c.get("ceiling_one_seed_ci")
-    rows.append(("ceiling sqrt(r_AB) (Spearman)", "", _fmt(c["ceiling_one_seed"], ci), "", "", "", "", "", ""))
-    rows.append(("2-seed mean reliability 2r/(1+r)", "", _fmt(c["reliability_two_seed_mean"]), "", "", "", "", "", ""))
-    return rows
-
-
-def markdown_table(summary: Mapping[str, Any]) -> str:
-    rows = table_rows(summary)
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def headline(summary: Mapping[str, Any]) -> str:
-    """One sentence: which estimate ranks best, with its interval, beside seed B and the ceiling."""
-    est = summary.get("estimates") or {}
-    if not est:
-        n = summary["genotypes"]
-        return f"not enough finished genotypes to compare ({n['complete']} of {n['listed']} complete)"
-    best = summary["ranking"][0]
-    e, b, c = est[best], est["seed_b"], summary["ceiling"]
-    n = summary["genotypes"]
-    partial = "" if summary["status"] == "complete" else f" (partial: {n['complete']} of {n['listed']} genotypes)"
-    return (f"best cheap estimate of {summary['primary']} ranking: {best}, Kendall tau {_fmt(e['tau'], e['tau_ci'])}, "
-            f"Spearman {_fmt(e['spearman'], e['spearman_ci'])}; seed B vs seed A tau {_fmt(b['tau'])}, Spearman "
-            f"{_fmt(b['spearman'])}; ceiling sqrt(r_AB) {_fmt(c['ceiling_one_seed'])} on {n['complete']} genotypes"
-            f"{partial}")
 
 
 def resume_hint(argv: Iterable[str]) -> str:

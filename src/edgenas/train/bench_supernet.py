@@ -55,6 +55,7 @@ from edgenas.space.config import format_resolution, read_config_mapping
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import load_space
 from edgenas.train import bench_proxies as bp
+from edgenas.train import bench_tables as tables
 from edgenas.train.records import read_done, write_json
 from edgenas.train.supernet.settings import STRATEGIES
 
@@ -378,14 +379,14 @@ def markdown(summary: Mapping[str, Any]) -> str:
     the table on the list's part after them when there is one."""
     lines = [f"# {summary['space']}: supernet and cheap estimates of {summary['primary']} vs seed A", ""]
     if summary.get("estimates"):
-        lines += [bp.markdown_table(summary), ""]
+        lines += [tables.markdown_table(summary), ""]
     lines += [headline(summary) + ".", ""]
     part = summary.get("part")
     if part is not None:
         lines += [f"## The same on the genotypes of {part['part_file']} ({part['genotypes']['listed']} listed): the "
                   "same supernets, trained for the whole list", ""]
         if part.get("estimates"):
-            lines += [bp.markdown_table(part), ""]
+            lines += [tables.markdown_table(part), ""]
         lines += [headline(part) + ".", ""]
     for st, info in summary.get("supernet", {}).items():
         if info.get("status") == "not trained":
@@ -403,14 +404,15 @@ def headline(summary: Mapping[str, Any]) -> str:
     est = summary.get("estimates") or {}
     sn = [k for k in est if k.startswith("supernet_")]
     if not sn:
-        return bp.headline(summary)
+        return tables.headline(summary)
     others = [k for k in summary.get("ranking", []) if not k.startswith("supernet_")]
-    parts = [f"{est[k].get('label', k)}: Kendall tau {bp._fmt(est[k]['tau'], est[k]['tau_ci'])}" for k in sn]
+    parts = [f"{est[k].get('label', k)}: Kendall tau {tables.corr_cell(est[k]['tau'], est[k]['tau_ci'])}"
+             for k in sn]
     best = others[0] if others else None
     tail = ""
     if best is not None:
-        tail = f"; best other estimate {best} {bp._fmt(est[best]['tau'], est[best]['tau_ci'])}"
+        tail = f"; best other estimate {best} {tables.corr_cell(est[best]['tau'], est[best]['tau_ci'])}"
     c = summary.get("ceiling") or {}
     n = summary["genotypes"]
-    return (f"{'; '.join(parts)}{tail}; seed B {bp._fmt(est['seed_b']['tau'])}, ceiling sqrt(r_AB) "
-            f"{bp._fmt(c.get('ceiling_one_seed'))} on {n['complete']} of {n['listed']} genotypes")
+    return (f"{'; '.join(parts)}{tail}; seed B {tables.corr_cell(est['seed_b']['tau'])}, ceiling sqrt(r_AB) "
+            f"{tables.corr_cell(c.get('ceiling_one_seed'))} on {n['complete']} of {n['listed']} genotypes")
