@@ -37,3 +37,20 @@ def test_every_registered_command_is_reachable() -> None:
 
     group = typer.main.get_command(app)
     assert len(group.commands) == len(app.registered_commands) + len(app.registered_groups)
+
+
+def test_search_help_names_every_registered_strategy() -> None:
+    """The --strategy help is written out (listing the registry would import it for every --help): it must
+    name each built-in strategy and the default."""
+    import re
+
+    import typer.main
+
+    from edgenas.cli import app
+    from edgenas.search.strategies._registry import DEFAULT_STRATEGY, strategy_names
+
+    search = typer.main.get_command(app).commands["search"]
+    (option,) = [p for p in search.params if "--strategy" in getattr(p, "opts", ())]
+    text = " ".join(option.help.split())
+    assert set(strategy_names()) <= set(re.findall(r"[a-z0-9]+", text))
+    assert f"{DEFAULT_STRATEGY} (edgenas's default)" in text

@@ -97,12 +97,18 @@ def work(tmp_path_factory) -> Path:
     r = subprocess.run([EDGENAS, "train", "cfg.yaml", "--out", "run", "--epochs", "1", "--no-progress"], cwd=d,
                        env=_env(d), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    r = subprocess.run([EDGENAS, "train", "cfg.yaml", "-g", "upsample=bilinear", "--out", "run_bl", "--epochs", "1",
+                        "--no-progress"], cwd=d, env=_env(d), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
     (d / "taken").mkdir()
     (d / "taken" / "old.txt").write_text("keep")
     commands = {name: ["export", "cfg.yaml", *EXPORT, "--out", f"fail_{name}", *extra]
                 for name, (extra, _) in FAILURES.items()}
     commands["taken"] = ["export", "cfg.yaml", *EXPORT, "--out", "taken", "--allow-cpu-ops"]
     commands["evaluate"] = ["evaluate", "cfg.yaml", "--checkpoint", "run/best.pt", "--json"]
+    # no --genotype: the checkpoint's network (not the space's default, whose upsampling differs)
+    commands["from_checkpoint"] = ["export", "cfg.yaml", "--checkpoint", "run_bl/best.pt", "--calibration-samples",
+                                   "12", "--out", "exp_bl", "-H", PROFILE, "--no-progress"]
     commands["qat_negative"] = ["export", "cfg.yaml", *EXPORT, "--out", "fail_qat", "--qat-epochs", "-1"]
     procs = {"export": _edgenas(d, "export", "cfg.yaml", *EXPORT, "--out", "exp", "-H", PROFILE, "--allow-cpu-ops"),
              "export_qat": _edgenas(d, "export", "cfg.yaml", *EXPORT, "--out", "exp_qat", "-H", PROFILE,
@@ -340,3 +346,11 @@ def test_refusals_exit_2_naming_the_field_and_leave_nothing(work: Path, name: st
     else:
         assert not (work / f"fail_{name}").exists()
     assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+
+def test_the_genotype_defaults_to_the_checkpoints(work: Path) -> None:
+    code, _, err = results(work)["from_checkpoint"]
+    assert code == 0, err
+    s = json.loads((work / "exp_bl" / "summary.json").read_text())
+    assert "upsample=bilinear" in s["genotype"]
+    assert s["genotype"] == json.loads((work / "run_bl" / "run.json").read_text())["identity"]["genotype"]

@@ -396,6 +396,18 @@ def test_bad_pipeline_files_exit_2_naming_the_field_and_write_nothing(tmp_path: 
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["mine.txt"]
 
 
+def test_without_a_genotype_the_checkpoints_network_is_taken(work: Path) -> None:
+    """A pipeline from trained weights (no train stage) and no `genotype:` takes the checkpoint's network,
+    as `edgenas evaluate` and `export` do, not the space's default."""
+    from edgenas.export.pipeline import load_pipeline
+
+    trained = json.loads((work / "full" / "train" / "run.json").read_text())["identity"]["genotype"]
+    (work / "from_ckpt.yaml").write_text(_pipe("  - {stage: quantize}\n",
+                                               "config: cfg.yaml\ncheckpoint: full/train/best.pt\n"))
+    p = load_pipeline(work / "from_ckpt.yaml", out=work / "out_from_ckpt")
+    assert p.genotype == trained
+
+
 def test_the_example_is_valid() -> None:
     from edgenas.export.pipeline import load_pipeline
 

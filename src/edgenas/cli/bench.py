@@ -25,7 +25,9 @@ def bench_search(
     budget: int = typer.Option(300, "--budget", help="Distinct architectures each strategy may evaluate."),
     seeds: int = typer.Option(10, "--seeds", help="Runs per strategy, seeds 0..N-1."),
     strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategies, each NAME or "
-                                             "NAME:KEY=VALUE:...; the default and the anchors (random, nsga2, tpe) "
+                                             "NAME:KEY=VALUE:...; NAME+floor (= NAME:floor=on) tells a strategy "
+                                             "that reads constraints the --floor. The default and the anchors "
+                                             "(random, nsga2, tpe; with --floor also nsga2+floor, tpe+floor) "
                                              "always run."),
     hardware_free: bool = typer.Option(False, "--hardware-free", help="The hardware objectives (every :min one, "
                                        "or those named by --free) are known for every architecture up front; "
@@ -164,7 +166,8 @@ genotype with it (BatchNorm recalibrated per sub-network), and add a row per str
 table: the same genotypes, the same reference (seeds A and B), the same statistics and bootstrap resamples.
 
 \b
-The reference is bench-proxies' run folder (--reference FILE.json -> FILE.runs/, default beside --out):
+The reference is bench-proxies' run folder (--reference FILE.json -> FILE.runs/; default OUT.runs/reference.json,
+its runs in OUT.runs/reference.runs/):
 its finished runs are read, never retrained; missing ones are trained by bench-proxies' own code. The
 supernet's cost counts its training, data preparation, BatchNorm recalibration and scoring of every genotype.
 Its budget: the sub-network passes of short training of the whole list, three quarters of them for SPOS
@@ -183,8 +186,8 @@ def bench_supernet(
     out: Path = typer.Option(..., "--out", "-o", help="The JSON to write; supernets and scores kept in FILE.runs/."),
     preset: str = typer.Option("full", "--preset", help="full (the config as written) or smoke (tiny: minutes)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="bench-proxies' JSON whose run folder "
-                                             "(FILE.runs/) holds the reference (default: FILE.runs/reference.json "
-                                             "of --out)."),
+                                             "(FILE.runs/) holds the reference (default: OUT.runs/reference.json, "
+                                             "OUT being --out)."),
     strategies: str = typer.Option("spos,sandwich,sandwich-labels", "--strategies",
                                    help="Comma-separated: spos, sandwich, sandwich-labels."),
     supernet_epochs: Optional[int] = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "

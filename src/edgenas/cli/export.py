@@ -13,13 +13,14 @@ from edgenas.cli._common import err, out
 _HELP = """Export a trained network for an Ethos-U target: int8 TFLite, the compiler-optimised file, a C array.
 
 \b
-DIR receives model_int8.tflite (trained weights, BatchNorm folded, calibrated on N training samples),
+The --out folder receives model_int8.tflite (trained weights, BatchNorm folded, calibrated on
+--calibration-samples training samples),
 model_int8_vela.tflite (optimised for the profile), model_int8_vela.c/.h (16-byte aligned array and
 length for TFLite Micro firmware) and summary.json (speed, memory, float and int8 metric, input
 quantisation and preprocessing, output units, tensor arena size, the ops to register, provenance).
 With --qat-epochs N the PTQ model is fine-tuned first by quantisation-aware training (N epochs, PTQ's
 activation ranges kept, BatchNorm statistics frozen); summary.json then holds metric_ptq, metric_qat and
-qat_recovered (the part of PTQ's loss won back), and DIR model_qat.pt (the QAT'd weights).
+qat_recovered (the part of PTQ's loss won back), and the folder model_qat.pt (the QAT'd weights).
 It refuses (exit 2, nothing written) a model with ops on the CPU (unless --allow-cpu-ops), one that does
 not fit the device's SRAM or flash, a checkpoint of another network, and an invalid resolution."""
 
@@ -32,8 +33,8 @@ def export(
     config: str = typer.Argument(..., help="The space YAML the network was trained from."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="best.pt or checkpoint.pt of a training run."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to create (must not exist, or be empty)."),
-    genotype: str = typer.Option("default", "--genotype", "-g", help="'default' or choices as name=value,...; "
-                                 "must be the checkpoint's network."),
+    genotype: Optional[str] = typer.Option(None, "--genotype", "-g", help="'default' or choices as name=value,... "
+                                           "(default: the checkpoint's network); must be the checkpoint's network."),
     hardware: Optional[str] = typer.Option(None, "--hardware", "-H", help="Profile name or YAML file, optionally "
                                            "NAME:field=value,... Default: the space's first `hardware`, else "
                                            "ethos-u55-256."),
@@ -64,6 +65,10 @@ def export(
         if value not in allowed:
             raise ConfigError(f"unknown value {value!r}; allowed: {', '.join(allowed)}", field=field)
     check_out_dir(out_dir)  # before anything slow
+    if genotype is None:
+        from edgenas.train.trainer import checkpoint_genotype, load_checkpoint
+
+        genotype = checkpoint_genotype(load_checkpoint(checkpoint))
     spec = hardware or (load_space(config).config.hardware or [DEFAULT_PROFILE])[0]
     req = ExportRequest(config, genotype, checkpoint, load_profile_spec(spec), out_dir, resolution,
                         calibration_samples, allow_cpu_ops, qat_epochs, observer, concat)

@@ -177,8 +177,9 @@ def search(
                                          "to reach (default: search.trials)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the strategy (default: search.seed); the same "
                                        "seed gives the same proposals on one worker."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Search strategy by name (default: "
-                                           "search.strategy, else the registry's default)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Search strategy: frontier (edgenas's default), "
+                                           "random, nsga2, nsga3, tpe, gp, evolution, mnas, or a plug-in's name "
+                                           "(default: search.strategy, else frontier)."),
     out_csv: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the front as CSV."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Compiler measurement cache (SQLite, keyed on the "
                                          "model bytes; default as for sweep)."),

@@ -17,17 +17,19 @@ def study(
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
-    train: bool = typer.Option(False, "--train", help="Also train the candidates that fit the device and add "
-                               "their accuracy to the report (needs a `task:` section; see below)."),
+    train: bool = typer.Option(False, "--train", help="Also train the networks of `study.train` (else every design) "
+                               "that fit the device, and add their accuracy to the report (needs a `task:` "
+                               "section; see below)."),
 ) -> None:
     """Sweep a space on its hardware profiles and write the study: report.md, a self-contained report.html,
     the plots as PNG, and the sweep CSVs.
 
     \b
     --train (needs PyTorch, the `train` extra, and a `task:` section; `train:` is the recipe) then trains,
-    stand-alone, the networks listed in the config's `study: {train: [...]}` section (entries of choice:
-    a value or a list of values, other choices at the default, optional `seeds: [..]` and `over_device:
-    true`; without it, every design), skipping those that do not fit the device at the key resolution.
+    stand-alone, the networks listed in the config's `study: {train: [...]}` section, in that order (each
+    entry maps choices to a value or a list of values, the other choices at the default; optional `seeds:
+    [..]`), or every design of the sweep when there is no such section. Networks that do not fit the device
+    at the key resolution are skipped (listed as such) unless their entry says `over_device: true`.
     Each goes to RUN/train/<arch_id>-s<seed>/ and is evaluated at the training and at the key (deployment)
     resolution; RUN/accuracy.csv and the report (EPE beside FPS and SRAM, an accuracy section) follow.
     Ctrl-C or SIGTERM stops after a checkpoint; the same command resumes: finished networks are reused,

@@ -26,11 +26,12 @@ _TRAIN_HELP = """Train a supernet holding every sub-network of CONFIG's space.
 
 Options that differ in size share weights by slicing (kernel: the centre, widths and expansion: the first
 channels, depth: absent units skipped); options that differ in kind (conv vs dsconv vs mbconv, shufflenet
-vs resnet) have their own. Strategies: spos (one uniformly drawn sub-network per step) or sandwich (the
-largest, the smallest and `supernet.random` others per step; in-place distillation from the largest).
+vs resnet) have their own. Strategies: spos (one uniformly drawn sub-network per step), sandwich (the
+largest, the smallest and `supernet.random` others per step; in-place distillation from the largest) or
+sandwich-labels (the same sub-networks per step, every one trained on the labels).
 
 \b
-DIR gets checkpoint.pt (resumable), best.pt and supernet.json. Ctrl-C or SIGTERM stops after writing a
+The --out folder gets checkpoint.pt (resumable), best.pt and supernet.json. Ctrl-C or SIGTERM stops after writing a
 checkpoint; --resume continues and ends with the same weights, bit for bit on CPU."""
 
 app = typer.Typer(help=_HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

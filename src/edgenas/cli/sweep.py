@@ -139,7 +139,7 @@ def npu_support(
     out_file: Path = typer.Option(Path("docs/npu_support.md"), "--out", "-o", help="Markdown file to write."),
     check: bool = typer.Option(False, "--check", help="Regenerate and compare the NPU/CPU cells with the file; "
                                "exit 1 if the compiler's verdict changed."),
-    workers: int = typer.Option(0, "--workers", help="Processes (0 = one per core)."),
+    workers: int = typer.Option(0, "--jobs", "-j", "--workers", help="Processes (0 = one per core)."),
 ) -> None:
     """Compile every block and upsampler alone for every built-in compiler target and write where each op
     runs (NPU, or CPU fallback), e.g. docs/npu_support.md."""

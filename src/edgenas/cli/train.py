@@ -116,10 +116,11 @@ def evaluate(
     _need_torch()
     from edgenas.train.builder import GraphModule
     from edgenas.train.run import make_candidate, resolve_resolution
-    from edgenas.train.trainer import check_identity, evaluate as run_eval, load_checkpoint, load_weights
+    from edgenas.train.trainer import (check_identity, checkpoint_genotype, evaluate as run_eval, load_checkpoint,
+                                       load_weights)
 
     state = load_checkpoint(checkpoint)
-    c = make_candidate(config, state.get("identity", {}).get("genotype", "default"))
+    c = make_candidate(config, checkpoint_genotype(state))
     check_identity(state, c.identity, checkpoint)
     res = resolve_resolution(c.space, resolution, "--resolution") if resolution else c.resolution
     module = GraphModule(c.graph(res))

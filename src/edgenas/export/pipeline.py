@@ -66,7 +66,7 @@ class PipelineFile(_Section):
     config: str  # the space YAML (relative to the pipeline file) or a built-in space name
     out: str | None = None  # output folder (relative to the working directory); --out overrides
     hardware: str | None = None  # profile spec; default: the space's first `hardware`, else ethos-u55-256
-    genotype: str | None = None  # without a search stage: 'default' or name=value,...
+    genotype: str | None = None  # without a search stage: 'default' or name=value,... (default: the checkpoint's)
     checkpoint: str | None = None  # without a train stage: trained weights of the genotype
     stages: list[Any] = Field(min_length=1)
 
@@ -269,6 +269,8 @@ def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
         if not checkpoint.is_absolute() and (path.parent / checkpoint).exists():
             checkpoint = path.parent / checkpoint
         if "search" not in names:
+            if top.genotype is None:  # the checkpoint's network, as `edgenas evaluate` and `export` take it
+                genotype = _checkpoint_genotype(checkpoint, src)
             _check_checkpoint(cfg, genotype, checkpoint, src)
     elif top.checkpoint is not None:
         raise _err(src, "checkpoint", "the train stage makes the weights; `checkpoint:` is only for a pipeline "
@@ -295,6 +297,15 @@ def _check_search_profile(mapping: dict[str, Any], space: Any, profile: Any, src
     if searched.to_dict() != profile.to_dict():
         raise _err(src, "hardware", f"{profile.name} differs from the profile the search measures on ({spec}: "
                    "search.hardware, else the space's first `hardware`); make them the same")
+
+
+def _checkpoint_genotype(path: Path, src: str) -> str:
+    from edgenas.train.trainer import checkpoint_genotype, load_checkpoint
+
+    try:
+        return checkpoint_genotype(load_checkpoint(path))
+    except ConfigError as e:
+        raise _err(src, "checkpoint", str(e)) from None
 
 
 def _check_checkpoint(cfg: str, genotype: str, path: Path, src: str) -> None:

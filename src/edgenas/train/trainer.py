@@ -159,6 +159,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def checkpoint_genotype(state: Mapping[str, Any]) -> str:
+    """The genotype a checkpoint's network was trained as ('default' when it does not say)."""
+    return str(state.get("identity", {}).get("genotype", "default"))
+
+
 def check_identity(state: Mapping[str, Any], identity: Mapping[str, Any], path: Path) -> None:
     """Refuse a checkpoint of another space or network, naming what differs."""
     for key in ("space_key", "arch_id"):
