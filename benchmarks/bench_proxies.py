@@ -59,15 +59,21 @@ def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
                "--jobs", str(jobs), "--out", str(out.relative_to(ROOT)), "--no-progress"]
         if preset == "full" and name in FIRST:
             cmd += ["--first", str(FIRST[name].relative_to(ROOT))]
-        t0 = time.perf_counter()
-        # smoke measures every training afresh: none served from the training store (train/store.py)
-        env = {**os.environ, "EDGENAS_TRAIN_STORE": "off"} if preset == "smoke" else None
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
-        minutes = (time.perf_counter() - t0) / 60
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(proc.returncode)
+        _, minutes = run_edgenas(cmd, preset)
         print_block(json.loads(out.read_text()), " ".join(["edgenas", *cmd[1:]]), minutes)
+
+
+def run_edgenas(cmd: list[str], preset: str) -> tuple[subprocess.CompletedProcess, float]:
+    """A benchmark command run to its end (its exit code, if not 0, ends this script) and its minutes of
+    wall time. smoke measures every training afresh: none served from the training store (train/store.py)."""
+    t0 = time.perf_counter()
+    env = {**os.environ, "EDGENAS_TRAIN_STORE": "off"} if preset == "smoke" else None
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
+    minutes = (time.perf_counter() - t0) / 60
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(proc.returncode)
+    return proc, minutes
 
 
 def print_block(s: dict, cmd: str, minutes: float | None = None) -> None:

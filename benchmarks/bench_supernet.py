@@ -26,15 +26,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bench_proxies import FIRST, TASKS, _edgenas  # the same tasks and lists as bench-proxies
+from bench_proxies import FIRST, TASKS, _edgenas, run_edgenas  # the same tasks and lists as bench-proxies
 from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,14 +67,7 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
             cmd += ["--table-on", _rel(FIRST[name])]
         if not reference_training:
             cmd.append("--no-reference-training")
-        t0 = time.perf_counter()
-        # smoke measures every training afresh: none served from the training store (train/store.py)
-        env = {**os.environ, "EDGENAS_TRAIN_STORE": "off"} if preset == "smoke" else None
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
-        minutes = (time.perf_counter() - t0) / 60
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(proc.returncode)
+        proc, minutes = run_edgenas(cmd, preset)
         print_block(json.loads(out.read_text()), " ".join(["edgenas", *cmd[1:]]), minutes, proc.stderr)
 
 
