@@ -186,9 +186,15 @@ def test_learning_curve_asymptote_stays_within_the_metrics_bound() -> None:
     assert free is not None and free.a < 0
     bounded = fit_learning_curve(t, epe, rising=False, best_possible=0.0)
     assert bounded is not None and 0.0 <= bounded.a <= min(epe)
+    assert bounded.at_bound == (bounded.a == pytest.approx(0.0, abs=1e-6)) and not free.at_bound
+    # the seed's resnet network leaving the plateau late (a measured run): pinned at 0 px, said so
+    late = [1.946, 1.947, 1.946, 1.872, 1.772, 1.741, 1.632, 1.596, 1.552, 1.547]
+    pinned = fit_learning_curve(range(1, 11), late, rising=False, best_possible=0.0)
+    assert pinned is not None and pinned.at_bound and pinned.a == pytest.approx(0.0, abs=1e-6)
     acc = [20.0, 60.0, 90.0, 99.0]
     up = fit_learning_curve(t, acc, rising=True, best_possible=100.0)
     assert up is not None and up.a <= 100.0
     # a bound that does not bind changes nothing
     known = [1.5 + 4.0 * x ** -0.5 for x in range(1, 13)]
-    assert fit_learning_curve(range(1, 13), known, rising=False, best_possible=0.0).a == pytest.approx(1.5, abs=0.02)
+    fit = fit_learning_curve(range(1, 13), known, rising=False, best_possible=0.0)
+    assert fit.a == pytest.approx(1.5, abs=0.02) and not fit.at_bound

@@ -93,7 +93,9 @@ def train(
     best = "-" if result.best_metric is None else f"{result.best_metric:.4g}"
     stop = " (stopped early)" if result.stopped_early else ""
     curve = ""
-    if result.curve:
+    if result.curve and result.curve.get("at_bound"):
+        curve = "; learning curve not saturating yet (no asymptote to extrapolate)"
+    elif result.curve:
         curve = f"; learning-curve asymptote {primary} {result.curve['a']:.4g}"
     reused = reused_from(out_dir)
     how = (f"reused from the training store ({reused['store']}; trained as {reused['identity']['genotype']} of "

@@ -5,7 +5,8 @@ says where a long one would end, and a search can stop a candidate that could no
 The power law is the usual model (Domhan et al. 2015 use it among others; it fits saturating curves with
 few points); with under 3 points there is nothing to fit. A run still leaving a plateau (EPE falling faster
 each epoch) fits a curve that never saturates, whose "asymptote" is any number: `best_possible` (the task's
-bound, 0 px of EPE, 100 % top-1) keeps the asymptote on the attainable side.
+bound, 0 px of EPE, 100 % top-1) keeps the asymptote on the attainable side, and a fit pinned there says so
+(`at_bound`): it predicts nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class CurveFit:
     rising: bool
     points: int
     rmse: float
+    # the asymptote is the task's bound (`best_possible`): the curve has not begun to saturate, so it says
+    # nothing about where the run would end (a flow run still leaving its plateau)
+    at_bound: bool = False
 
     def at(self, t: float) -> float:
         sign = -1.0 if self.rising else 1.0
@@ -65,4 +69,5 @@ def fit_learning_curve(epochs: Sequence[float], values: Sequence[float], *, risi
     except (RuntimeError, ValueError):
         return None
     rmse = float(np.sqrt(np.mean((model(t, a, b, c) - y) ** 2)))
-    return CurveFit(float(a), float(b), float(c), rising, len(pts), rmse)
+    at_bound = best_possible is not None and abs(a - best_possible) <= 1e-6 * max(span, 1.0)
+    return CurveFit(float(a), float(b), float(c), rising, len(pts), rmse, at_bound)
