@@ -47,13 +47,14 @@ def _rel(p: Path) -> str:
 
 
 def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir: Path, *,
-               strategies: str | None = None, reference_training: bool = True) -> None:
+               strategies: str | None = None, reference_training: bool = True, lr: float | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"### bench-supernet, preset {preset} ({datetime.date.today()})\n")
     print(f"Machine: {describe()}.\n")
     for name in tasks:
         cfg, lst = TASKS[name]
-        out = out_dir / f"{name}-{preset}.json"
+        # another learning rate: other supernets, in their own folder beside the default ones
+        out = out_dir / (f"{name}-{preset}.json" if lr is None else f"{name}-{preset}-lr{lr:g}.json")
         ref = ref_dir / f"{name}-{preset}.json"
         if preset == "smoke":  # the supernets measured afresh each time (`full` resumes instead)
             shutil.rmtree(out.with_suffix(".runs"), ignore_errors=True)
@@ -63,6 +64,8 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
                "--jobs", str(jobs), "--reference", _rel(ref), "--out", _rel(out)]
         if strategies:
             cmd += ["--strategies", strategies]
+        if lr is not None:
+            cmd += ["--supernet-lr", f"{lr:g}"]
         if preset == "full" and name in FIRST:  # the table on the randomly drawn part of the list as well
             cmd += ["--table-on", _rel(FIRST[name])]
         if not reference_training:
@@ -85,7 +88,8 @@ def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") 
           f"{st['resolution']}, {st['task'].get('train_samples', '?')} training samples, reference "
           f"{st['recipe']['epochs']} epochs (batch {st['recipe']['batch_size']}, {st['recipe']['optimizer']} lr "
           f"{st['recipe']['lr']}, {st['recipe']['scheduler']}), short training {st['short_epochs']} epoch(s). "
-          f"Supernets: seed {sn['seed']}, epochs {sn['epochs']} ({sn['budget_rule']}), section {sn['section']}.\n")
+          f"Supernets: seed {sn['seed']}, lr {sn.get('lr', st['recipe']['lr'])}, epochs {sn['epochs']} "
+          f"({sn['budget_rule']}), section {sn['section']}.\n")
     for strategy, info in s["supernet"].items():
         if info.get("status") == "not trained":
             print(f"- {strategy}: not trained")
@@ -197,6 +201,8 @@ def main() -> None:
     ap.add_argument("--supernets-only", action="store_true",
                     help="read the reference as it stands (bench_proxies.py may be training it meanwhile in "
                     "another process) and train only the supernets")
+    ap.add_argument("--lr", type=float, help="the supernets' learning rate (default: the reference's); its runs go "
+                    "to <task>-<preset>-lr<LR>.json/.runs")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_supernet")
     ap.add_argument("--reference-dir", type=Path, default=ROOT / "runs" / "bench_proxies",
                     help="where bench_proxies.py keeps <task>-<preset>.json and its runs")
@@ -205,7 +211,7 @@ def main() -> None:
         pilot(a.task or PRESET_TASKS["full"], a.steps, a.scored)
         return
     run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve(),
-               strategies=a.strategies, reference_training=not a.supernets_only)
+               strategies=a.strategies, reference_training=not a.supernets_only, lr=a.lr)
 
 
 if __name__ == "__main__":

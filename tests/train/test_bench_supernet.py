@@ -15,6 +15,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from supernet_helpers import cli
 
+from edgenas.errors import ConfigError
 from edgenas.space.space import load_space
 from edgenas.train import bench_proxies as bp
 from edgenas.train import bench_supernet as bs
@@ -160,6 +161,14 @@ def test_budget_and_the_config_each_supernet_trains(tmp_path: Path) -> None:
     assert derived.space_key == space.space_key and derived.size() == space.size()
     assert derived.config.task == dict(s.reference.task) and derived.config.train["epochs"] == 17
     assert derived.config.supernet["strategy"] == "sandwich" and derived.config.supernet["seed"] == s.recipe["seed"]
+    assert derived.config.train["lr"] == s.reference.recipe["lr"]
+    # another learning rate for the supernets: their config and fingerprint change, the reference's do not
+    slow = bs.make_settings(cfg, 68, preset="full", supernet_lr=0.002)
+    assert slow.recipe["lr"] == 0.002 and slow.reference == s.reference
+    assert slow.strategy_fingerprint("spos", space.space_key) != s.strategy_fingerprint("spos", space.space_key)
+    assert bs._lr_note(slow) == ", lr 0.002" and bs._lr_note(s) == ""
+    with pytest.raises(ConfigError, match="must be > 0"):
+        bs.make_settings(cfg, 68, preset="full", supernet_lr=0.0)
 
 
 # ---- real supernets ---------------------------------------------------------------------------------------

@@ -190,6 +190,8 @@ def bench_supernet(
                                              "OUT being --out)."),
     strategies: str = typer.Option("spos,sandwich,sandwich-labels", "--strategies",
                                    help="Comma-separated: spos, sandwich, sandwich-labels."),
+    supernet_lr: Optional[float] = typer.Option(None, "--supernet-lr", help="The supernets' learning rate "
+                                                "(default: the reference recipe's)."),
     supernet_epochs: Optional[int] = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "
                                                   "(default: the budget of short training of the list)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes, one torch thread each (0 = one per core)."),
@@ -224,7 +226,7 @@ def bench_supernet(
     listed = bp.read_genotypes(space, genotypes, sample_seed=sample_seed)
     part = bp.read_part(space, table_on, listed, field="--table-on") if table_on else None
     settings = bs.make_settings(config, len(listed), preset=preset, resolution=resolution, strategies=names,
-                                supernet_epochs=supernet_epochs)
+                                supernet_epochs=supernet_epochs, supernet_lr=supernet_lr)
 
     def say(msg: str) -> None:
         if progress:

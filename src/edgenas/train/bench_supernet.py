@@ -95,8 +95,10 @@ def parse_strategies(text: str) -> tuple[str, ...]:
 
 
 def make_settings(config: str, n_genotypes: int, *, preset: str = "full", resolution: str | None = None,
-                  strategies: Sequence[str] = STRATEGIES, supernet_epochs: int | None = None) -> SupernetBenchSettings:
-    """bench-proxies' settings of `config` under `preset`, and the supernets' on top of them."""
+                  strategies: Sequence[str] = STRATEGIES, supernet_epochs: int | None = None,
+                  supernet_lr: float | None = None) -> SupernetBenchSettings:
+    """bench-proxies' settings of `config` under `preset`, and the supernets' on top of them (their recipe is
+    the reference's with their own seed, and `supernet_lr` as the learning rate when given)."""
     from edgenas.train.supernet.settings import parse_supernet_section
 
     ref = bp.make_settings(config, preset=preset, resolution=resolution)
@@ -112,11 +114,15 @@ def make_settings(config: str, n_genotypes: int, *, preset: str = "full", resolu
     section.pop("resolutions")
     if supernet_epochs is not None and supernet_epochs < 1:
         raise ConfigError(f"must be >= 1, got {supernet_epochs}", field="--supernet-epochs")
+    if supernet_lr is not None and not (0 < supernet_lr < math.inf):
+        raise ConfigError(f"must be > 0, got {supernet_lr}", field="--supernet-lr")
     work = n_genotypes * ref.short_epochs
     per_step = 2 + section["random"]
     passes = {"spos": SPOS_SHARE * work, "sandwich": work / per_step, "sandwich-labels": work / per_step}
     epochs = {s: supernet_epochs or max(1, math.ceil(passes[s])) for s in strategies}
     recipe = {**dict(ref.recipe), "seed": seed, "patience": None, "threads": None}
+    if supernet_lr is not None:
+        recipe["lr"] = float(supernet_lr)
     return SupernetBenchSettings(ref, tuple(strategies), epochs, section, recipe)
 
 
@@ -310,6 +316,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _lr_note(s: SupernetBenchSettings) -> str:
+    """', lr 0.002' in a row's label when the supernets train at another learning rate than the reference."""
+    lr = s.recipe.get("lr")
+    return "" if lr == s.reference.recipe.get("lr") else f", lr {lr:g}"
+
+
 def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence[Genotype],
                        higher_is_better: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The `extra` estimates for bench_proxies.summarise (trained strategies only) and their cost records."""
@@ -342,7 +354,7 @@ def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence
         extra[f"supernet_{st}"] = {
             "scores": {a: sign * float(r["metric"]) if r["metric"] is not None else math.nan
                        for a, r in scores.items()},
-            "label": f"{LABELS[st]} ({trained['epochs']} ep)", "kind": "supernet", "strategy": st,
+            "label": f"{LABELS[st]} ({trained['epochs']} ep{_lr_note(s)})", "kind": "supernet", "strategy": st,
             "cost_of": "supernet training + data preparation + BatchNorm recalibration + scoring, every genotype",
             "seconds_total": total, "cpu_seconds_total": cpu_total, "epochs": trained["epochs"]}
     return extra, info
@@ -365,7 +377,7 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
     summary["reference_file"] = str(reference_out)
     summary["supernet"] = info
     summary["supernet_settings"] = {"strategies": list(s.strategies), "epochs": dict(s.epochs),
-                                    "section": dict(s.supernet), "seed": s.recipe["seed"],
+                                    "section": dict(s.supernet), "seed": s.recipe["seed"], "lr": s.recipe["lr"],
                                     "resolution": format_resolution(ref_settings.resolution),
                                     "budget_rule": "epochs = ceil(N x short_epochs / sub-networks per step) "
                                                    "unless --supernet-epochs"}
