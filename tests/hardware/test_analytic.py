@@ -101,3 +101,25 @@ def test_classifier_head_ops_are_costed() -> None:
     rows = {r.name: r for r in m.layers}
     assert m.ok and rows["fc"].macs == 8 * 10 and rows["p"].macs == 0
     assert rows["p"].cycles > 0 and rows["fc"].cycles > 0
+
+
+def test_calibrate_command_defaults_to_the_spaces_profile(tmp_path) -> None:
+    """`edgenas calibrate SPACE` without -H calibrates against the space's first `hardware` (as sweep, study
+    and export default), here an Ethos-U55-128; -H still chooses."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "s.yaml").write_text(
+        "extends: flow_head_upsample\nname: cal_tiny\nresolutions: [32x48]\n"
+        "widths: {stem: 4, encoder: 8, encoder_units: 1, head0: 8, head1: 4, head2: 4}\n"
+        "choices: {backbone: [shufflenet, resnet], head1_block: [conv3x3, dsconv3x3, conv5x5]}\n"
+        "hardware: [ethos-u55-128]\n")
+    exe = str(Path(sys.executable).with_name("edgenas"))
+    for extra, want in (([], "ethos-u55-128"), (["-H", "ethos-u55-256"], "ethos-u55-256")):
+        out = tmp_path / f"cal-{want}.json"
+        r = subprocess.run([exe, "calibrate", "s.yaml", "--out", str(out), "--jobs", "1", "--cache",
+                            str(tmp_path / "cache.sqlite"), *extra], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert Calibration.load(out).profile == want

@@ -99,7 +99,8 @@ def calibrate(
     space: str = typer.Argument(..., help="Built-in space name or YAML file whose candidates calibrate the model."),
     out_file: Path = typer.Option(..., "--out", "-o", help="Calibration JSON to write (use it as `calibration:` "
                                   "in an analytic profile)."),
-    hardware: str = typer.Option("ethos-u55-256", "--hardware", "-H", help="Compiler profile to calibrate against."),
+    hardware: Optional[str] = typer.Option(None, "--hardware", "-H", help="Compiler profile to calibrate against "
+                                           "(default: the space's first `hardware`, else ethos-u55-256)."),
     resolution: Optional[list[str]] = typer.Option(None, "--resolution", "-r", help="HxW; default: the space's."),
     train_fraction: float = typer.Option(0.5, min=0.05, max=0.95, help="Share of architectures used to fit; the "
                                          "rest are held out to check the ranking."),
@@ -110,12 +111,12 @@ def calibrate(
     """Fit the analytic evaluator's per-op coefficients to compiler measurements; report the held-out
     Spearman rank correlation of analytic vs compiler cycles."""
     from edgenas.hardware.calibrate import calibrate as fit
-    from edgenas.hardware.profile import load_profile_spec
+    from edgenas.hardware.profile import DEFAULT_PROFILE, load_profile_spec
     from edgenas.space.space import load_space
     from edgenas.sweep.runner import plan_jobs, run_sweep
 
     sp = load_space(space)
-    profile = load_profile_spec(hardware)
+    profile = load_profile_spec(hardware or (sp.config.hardware or [DEFAULT_PROFILE])[0])
     if profile.evaluator != "vela":
         raise ConfigError("calibration needs a compiler profile (evaluator: vela)", field="--hardware")
     jobs_list = plan_jobs(sp, resolutions=parse_resolutions(resolution))
