@@ -65,10 +65,6 @@ def export(
         if value not in allowed:
             raise ConfigError(f"unknown value {value!r}; allowed: {', '.join(allowed)}", field=field)
     check_out_dir(out_dir)  # before anything slow
-    if genotype is None:
-        from edgenas.train.trainer import checkpoint_genotype, load_checkpoint
-
-        genotype = checkpoint_genotype(load_checkpoint(checkpoint))
     spec = hardware or (load_space(config).config.hardware or [DEFAULT_PROFILE])[0]
     req = ExportRequest(config, genotype, checkpoint, load_profile_spec(spec), out_dir, resolution,
                         calibration_samples, allow_cpu_ops, qat_epochs, observer, concat)

@@ -41,7 +41,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class ExportRequest:
     config: str
-    genotype: str
+    genotype: str | None  # None: the checkpoint's network
     checkpoint: Path
     profile: HardwareProfile
     out: Path
@@ -80,12 +80,12 @@ def build_export(req: ExportRequest, progress: Progress | None = None) -> tuple[
     from edgenas.space.config import format_resolution
     from edgenas.train.builder import GraphModule
     from edgenas.train.run import make_candidate, resolve_resolution
-    from edgenas.train.trainer import check_identity, evaluate, load_checkpoint, load_weights
+    from edgenas.train.trainer import check_identity, checkpoint_genotype, evaluate, load_checkpoint, load_weights
 
     check_profile(req.profile)
-    c = make_candidate(req.config, req.genotype)
-    res = resolve_resolution(c.space, req.resolution, "--resolution") if req.resolution else c.resolution
     state = load_checkpoint(req.checkpoint)
+    c = make_candidate(req.config, req.genotype or checkpoint_genotype(state))
+    res = resolve_resolution(c.space, req.resolution, "--resolution") if req.resolution else c.resolution
     try:
         check_identity(state, c.identity, req.checkpoint)
     except ConfigError as e:

@@ -269,9 +269,7 @@ def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
         if not checkpoint.is_absolute() and (path.parent / checkpoint).exists():
             checkpoint = path.parent / checkpoint
         if "search" not in names:
-            if top.genotype is None:  # the checkpoint's network, as `edgenas evaluate` and `export` take it
-                genotype = _checkpoint_genotype(checkpoint, src)
-            _check_checkpoint(cfg, genotype, checkpoint, src)
+            genotype = _check_checkpoint(cfg, top.genotype, checkpoint, src)
     elif top.checkpoint is not None:
         raise _err(src, "checkpoint", "the train stage makes the weights; `checkpoint:` is only for a pipeline "
                    "without one")
@@ -299,23 +297,19 @@ def _check_search_profile(mapping: dict[str, Any], space: Any, profile: Any, src
                    "search.hardware, else the space's first `hardware`); make them the same")
 
 
-def _checkpoint_genotype(path: Path, src: str) -> str:
-    from edgenas.train.trainer import checkpoint_genotype, load_checkpoint
-
-    try:
-        return checkpoint_genotype(load_checkpoint(path))
-    except ConfigError as e:
-        raise _err(src, "checkpoint", str(e)) from None
-
-
-def _check_checkpoint(cfg: str, genotype: str, path: Path, src: str) -> None:
+def _check_checkpoint(cfg: str, genotype: str | None, path: Path, src: str) -> str:
+    """The checkpoint's network must be `genotype`; without one it is the checkpoint's (as `edgenas evaluate`
+    and `export` take it). Returns the genotype."""
     from edgenas.train.run import make_candidate
-    from edgenas.train.trainer import check_identity, load_checkpoint
+    from edgenas.train.trainer import check_identity, checkpoint_genotype, load_checkpoint
 
     try:
-        check_identity(load_checkpoint(path), make_candidate(cfg, genotype).identity, path)
+        state = load_checkpoint(path)
+        genotype = genotype or checkpoint_genotype(state)
+        check_identity(state, make_candidate(cfg, genotype).identity, path)
     except ConfigError as e:
         raise _err(src, "checkpoint", str(e)) from None
+    return genotype
 
 
 def check_out(out: Path, src: str) -> None:
