@@ -47,14 +47,16 @@ def _rel(p: Path) -> str:
 
 
 def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir: Path, *,
-               strategies: str | None = None, reference_training: bool = True, lr: float | None = None) -> None:
+               strategies: str | None = None, reference_training: bool = True, lr: float | None = None,
+               split: str | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"### bench-supernet, preset {preset} ({datetime.date.today()})\n")
     print(f"Machine: {describe()}.\n")
     for name in tasks:
         cfg, lst = TASKS[name]
-        # another learning rate: other supernets, in their own folder beside the default ones
-        out = out_dir / (f"{name}-{preset}.json" if lr is None else f"{name}-{preset}-lr{lr:g}.json")
+        # another learning rate or few-shot supernets: other supernets, in their own folder beside the default
+        tail = ("" if lr is None else f"-lr{lr:g}") + ("" if split is None else f"-split-{split}")
+        out = out_dir / f"{name}-{preset}{tail}.json"
         ref = ref_dir / f"{name}-{preset}.json"
         if preset == "smoke":  # the supernets measured afresh each time (`full` resumes instead)
             shutil.rmtree(out.with_suffix(".runs"), ignore_errors=True)
@@ -66,6 +68,8 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
             cmd += ["--strategies", strategies]
         if lr is not None:
             cmd += ["--supernet-lr", f"{lr:g}"]
+        if split is not None:
+            cmd += ["--split", split]
         if preset == "full" and name in FIRST:  # the table on the randomly drawn part of the list as well
             cmd += ["--table-on", _rel(FIRST[name])]
         if not reference_training:
@@ -203,6 +207,8 @@ def main() -> None:
                     "another process) and train only the supernets")
     ap.add_argument("--lr", type=float, help="the supernets' learning rate (default: the reference's); its runs go "
                     "to <task>-<preset>-lr<LR>.json/.runs")
+    ap.add_argument("--split", help="few-shot supernets split by this choice (flow: backbone, digits: "
+                    "stage0_block); runs go to <task>-<preset>-split-<CHOICE>.json/.runs")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_supernet")
     ap.add_argument("--reference-dir", type=Path, default=ROOT / "runs" / "bench_proxies",
                     help="where bench_proxies.py keeps <task>-<preset>.json and its runs")
@@ -211,7 +217,7 @@ def main() -> None:
         pilot(a.task or PRESET_TASKS["full"], a.steps, a.scored)
         return
     run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve(),
-               strategies=a.strategies, reference_training=not a.supernets_only, lr=a.lr)
+               strategies=a.strategies, reference_training=not a.supernets_only, lr=a.lr, split=a.split)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,29 @@ def test_enqueue_outside_the_space_is_one_line(trained: Path) -> None:
     assert "search.enqueue[1]" in str(e.value) and "conv7x7" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_split_supernet_scores_like_its_parts(trained: Path) -> None:
+    import shutil
+
+    split = trained / "sn_split"
+    if not split.exists():
+        train_supernet(make_setup(str(trained / "cfg.yaml"), split="backbone"), split)
+    (trained / "split.yaml").write_text(config(ckpt="sn_split"))
+    stage = _stage(prepare_from_file(trained / "split.yaml"))
+    gs = list(prepare_from_file(trained / "split.yaml").space.enumerate())[::3]
+    assert {g.as_dict()["backbone"] for g in gs} == {"shufflenet", "resnet"}
+    for g in gs:  # the search's score is the score of the part holding the genotype's backbone
+        part = load_supernet(split / f"backbone={g.as_dict()['backbone']}")
+        assert stage.evaluator.evaluate(g)["epe"] == evaluate_subnets(part, [str(g)])[0].metrics["epe"]
+    assert stage.key != _stage(prepare_from_file(trained / "cfg.yaml")).key
+    # a part missing: refused when the search is set up
+    broken = trained / "sn_split_broken"
+    shutil.copytree(split, broken, dirs_exist_ok=True)
+    (broken / "backbone=resnet" / "checkpoint.pt").unlink()
+    (trained / "broken.yaml").write_text(config(ckpt="sn_split_broken"))
+    with pytest.raises(ConfigError, match=r"no backbone=resnet/checkpoint.pt"):
+        prepare_from_file(trained / "broken.yaml")
+
+
 def test_a_supernet_still_training_is_refused(trained: Path) -> None:
     import shutil
 

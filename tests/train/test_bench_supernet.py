@@ -252,6 +252,8 @@ def test_resume_after_interruption_keeps_finished_work(work: Path) -> None:
     (("--preset", "huge"), "unknown preset 'huge'"),
     (("--strategies", "spos,fairnas"), "unknown strategy 'fairnas'; allowed: spos, sandwich, sandwich-labels"),
     (("--supernet-epochs", "0"), "--supernet-epochs"),
+    (("--split", "stage9_block"), "--split: 'stage9_block' is not a choice with two or more options; allowed: "
+                                  "stage0_block, stage1_block"),
 ])
 def test_bad_options_exit_2_with_one_line(work: Path, extra: tuple[str, ...], needle: str) -> None:
     code, _, err = cli(*_args("bad.json", "badref.json", *extra), cwd=work)
@@ -300,3 +302,25 @@ def test_supernets_train_beside_an_unfinished_reference_without_training_it(work
     summary = json.loads((work / "p.json").read_text())
     assert summary["status"] == "partial" and summary["genotypes"]["complete"] == 4
     assert summary["genotypes"]["listed"] == 6
+
+
+def test_few_shot_supernets_rows_are_their_parts_scores(work: Path) -> None:
+    """--split: the few-shot supernet's row (labelled so, in its own folder) holds, for every genotype, the score
+    of the part holding its stage0_block, loaded on its own; the one-shot runs' fingerprints are unchanged."""
+    from edgenas.train.supernet import evaluate_subnets, load_supernet
+
+    code, out, err = cli(*_args("split.json", "ref.json", "--strategies", "spos", "--split", "stage0_block"), cwd=work)
+    assert code == 0, err
+    folder = work / "split.runs" / "spos"
+    scores = json.loads((folder / "scores.json").read_text())["scores"]
+    parts = sorted(p.name for p in (folder / "supernet").iterdir() if p.is_dir())
+    assert parts == ["stage0_block=conv3x3", "stage0_block=dsconv3x3", "stage0_block=resnet"]
+    for r in scores.values():
+        part = load_supernet(folder / "supernet" / r["genotype"].split(",")[0])
+        assert evaluate_subnets(part, [r["genotype"]])[0].metrics["top1"] == r["metric"]
+    one_shot = json.loads((work / "a.runs" / "spos" / "scores.json").read_text())["scores"]
+    assert {a: r["metric"] for a, r in scores.items()} != {a: r["metric"] for a, r in one_shot.items()}
+    record = json.loads((folder / "train.json").read_text())
+    assert record["epochs"] == 5 and set(record["parts"]) == set(parts)  # 5 epochs: 3 parts of ceil(5 / 3) = 2
+    assert all(len(p["train_loss"]) == 2 for p in record["parts"].values())
+    assert "supernet, SPOS, few-shot by stage0_block (5 ep in 3 parts of 2)" in out

@@ -194,6 +194,9 @@ def bench_supernet(
                                                 "(default: the reference recipe's)."),
     supernet_epochs: Optional[int] = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "
                                                   "(default: the budget of short training of the list)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Few-shot supernets: one part per option of this "
+                                        "choice (e.g. backbone), the epochs shared out among the parts; runs "
+                                        "apart from one-shot ones (use another --out)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes, one torch thread each (0 = one per core)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW (default: the preset's, else "
                                              "train.resolution, else the space's first)."),
@@ -226,7 +229,7 @@ def bench_supernet(
     listed = bp.read_genotypes(space, genotypes, sample_seed=sample_seed)
     part = bp.read_part(space, table_on, listed, field="--table-on") if table_on else None
     settings = bs.make_settings(config, len(listed), preset=preset, resolution=resolution, strategies=names,
-                                supernet_epochs=supernet_epochs, supernet_lr=supernet_lr)
+                                supernet_epochs=supernet_epochs, supernet_lr=supernet_lr, split=split)
 
     def say(msg: str) -> None:
         if progress:

@@ -20,7 +20,7 @@ _HELP = """Weight-sharing supernet: train once for the whole space, then score a
   edgenas supernet export DIR --genotype G --out FILE
 
 CONFIG is a space YAML with `task:` and `train:` sections (as for `edgenas train`) and optionally a
-`supernet:` section (strategy, random, resolutions, bn_samples, bn_batch_size, seed)."""
+`supernet:` section (strategy, random, resolutions, bn_samples, bn_batch_size, seed, split)."""
 
 _TRAIN_HELP = """Train a supernet holding every sub-network of CONFIG's space.
 
@@ -28,7 +28,9 @@ Options that differ in size share weights by slicing (kernel: the centre, widths
 channels, depth: absent units skipped); options that differ in kind (conv vs dsconv vs mbconv, shufflenet
 vs resnet) have their own. Strategies: spos (one uniformly drawn sub-network per step), sandwich (the
 largest, the smallest and `supernet.random` others per step; in-place distillation from the largest) or
-sandwich-labels (the same sub-networks per step, every one trained on the labels).
+sandwich-labels (the same sub-networks per step, every one trained on the labels). --split CHOICE trains a
+few-shot supernet instead: one such supernet per option of CHOICE (DIR/CHOICE=OPTION/), sharing no weights,
+each for a share of the epochs; evaluate and export serve every genotype from its option's part.
 
 \b
 The --out folder gets checkpoint.pt (resumable), best.pt and supernet.json. Ctrl-C or SIGTERM stops after writing a
@@ -48,6 +50,9 @@ def train(
                                              "supernet.resolutions, else train.resolution, else the space's "
                                              "first)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    split: Optional[str] = typer.Option(None, "--split", help="Few-shot: one sub-supernet per option of this "
+                                        "choice point (e.g. backbone), each trained for epochs / options epochs "
+                                        "(default: supernet.split, else one supernet)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -55,16 +60,23 @@ def train(
     from edgenas.train.distributed import is_main_process
     from edgenas.train.supernet.run import make_setup, prepare_supernet, train_supernet
 
-    setup = make_setup(config, strategy=strategy, resolution=resolution, epochs=epochs, threads=threads)
+    setup = make_setup(config, strategy=strategy, resolution=resolution, split=split, epochs=epochs, threads=threads)
     prepared = prepare_supernet(setup, out_dir, resume=resume)  # every check before anything is shown
     main = is_main_process()  # under torchrun only rank 0 draws and prints
-    with _progress_bar(f"supernet ({setup.settings.strategy})", disable=not main) as bar:
+    label = f"supernet ({setup.settings.strategy})"
+    with _progress_bar(label, disable=not main) as bar:
         on_data, on_progress = progress_callbacks(bar, progress and main, f"largest {setup.task.primary}")
+
+        def on_part(name: str, i: int, n: int) -> None:  # a split supernet's parts, one after the other
+            if main:
+                bar.console.print(f"part {i + 1}/{n}: {name}")
+
         result = train_supernet(setup, out_dir, resume=resume, on_progress=on_progress, on_data=on_data,
-                                prepared=prepared)
+                                prepared=prepared, on_part=on_part)
     if not main:
         return
-    out.print(f"supernet of {setup.space.name} ({setup.settings.strategy}) trained in {result.seconds:.0f} s. "
+    kind = f", split by {setup.settings.split}" if setup.settings.split else ""
+    out.print(f"supernet of {setup.space.name} ({setup.settings.strategy}{kind}) trained in {result.seconds:.0f} s. "
               f"Run: {out_dir}/supernet.json; score sub-networks with `edgenas supernet evaluate {out_dir} -g ...`")
 
 

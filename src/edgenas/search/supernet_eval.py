@@ -14,10 +14,10 @@ over the fixed sample set, then the validation set. It reports `<primary>` and t
 (`supernet_seconds`, split into `supernet_recalibration_seconds` and `supernet_score_seconds`).
 
 Checked when the search is set up, before anything is evaluated (one line naming the file, exit 2): the
-folder holds a supernet (supernet.json, checkpoint.pt), it was trained on this search's space (the same
-network, every search choice an option the supernet holds) and task. The checkpoint itself (hundreds of MB
-for a real supernet) is loaded on the first evaluation and then kept for the process: `edgenas search`
-and each `edgenas worker` load it once, however many candidates they score.
+folder holds a supernet (supernet.json, checkpoint.pt or one per part of a split supernet), it was trained
+on this search's space (the same network, every search choice an option the supernet holds) and task. The
+checkpoint itself (hundreds of MB for a real supernet) is loaded on the first evaluation and then kept for
+the process: `edgenas search` and each `edgenas worker` load it once, however many candidates they score.
 
 It is `expensive`, so it runs after the compiler and never for a candidate over a hard limit (`sram_kib <=
 device`): see `Problem.evaluate`.
@@ -60,6 +60,14 @@ class _SupernetOptions(BaseModel):
     batch_size: int = Field(32, ge=1)
 
 
+def _checkpoints(folder: Path, meta: dict[str, Any]) -> list[Path]:
+    """The checkpoint of a supernet folder, or of each part of a split one (as train.supernet.fewshot lays
+    them out; not imported: torch loads late)."""
+    if meta.get("split"):
+        return [folder / str(label) / _CHECKPOINT for label in meta.get("parts") or {}]
+    return [folder / _CHECKPOINT]
+
+
 def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
@@ -69,15 +77,22 @@ def _read_meta(folder: Path, fld: str) -> dict[str, Any]:
     if not folder.is_dir():
         raise ConfigError(f"no supernet folder {folder} (train one with `edgenas supernet train CONFIG --out DIR`)",
                           field=f"{fld}.checkpoint")
-    if not meta_path.is_file() or not (folder / _CHECKPOINT).is_file():
-        missing = _SUPERNET_FILE if not meta_path.is_file() else _CHECKPOINT
-        raise ConfigError(f"{folder} is not a trained supernet folder (no {missing})", field=f"{fld}.checkpoint")
+    if not meta_path.is_file():
+        raise ConfigError(f"{folder} is not a trained supernet folder (no {_SUPERNET_FILE})", field=f"{fld}.checkpoint")
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{meta_path} is unreadable ({type(e).__name__})", field=f"{fld}.checkpoint") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("identity"), dict) or not meta.get("config"):
         raise ConfigError(f"{meta_path} is not a supernet record (no identity or config)", field=f"{fld}.checkpoint")
+    missing = [p for p in _checkpoints(folder, meta) if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{folder} is not a trained supernet folder (no {missing[0].relative_to(folder)})",
+                          field=f"{fld}.checkpoint")
+    if meta.get("split") and meta.get("status") not in ("done", "running"):  # a part left unfinished
+        raise ConfigError(f"{meta_path}: the split supernet stopped before its last part (status "
+                          f"{meta.get('status')}); finish it with `edgenas supernet train ... --resume`",
+                          field=f"{fld}.checkpoint")
     if meta.get("status") == "running":  # its checkpoint changes under the search; a killed run: --resume it
         raise ConfigError(f"{meta_path}: the supernet is still training (status running); wait for it, or finish "
                           "a stopped run with `edgenas supernet train ... --resume`", field=f"{fld}.checkpoint")
@@ -176,7 +191,8 @@ class SupernetEvaluator(Evaluator):
         self._store = str(meta["identity"].get("store", ""))
         # supernet.json is rewritten when training ends or stops (history, `updated`): its digest and the
         # checkpoint's size name the weights without reading them (a copy on another machine has the same)
-        self._meta_digest = f"{_digest(self.folder / _SUPERNET_FILE)}:{(self.folder / _CHECKPOINT).stat().st_size}"
+        sizes = ",".join(str(p.stat().st_size) for p in _checkpoints(self.folder, meta))
+        self._meta_digest = f"{_digest(self.folder / _SUPERNET_FILE)}:{sizes}"
         self._scorer: Any = None
 
     @property

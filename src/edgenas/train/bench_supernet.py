@@ -96,9 +96,11 @@ def parse_strategies(text: str) -> tuple[str, ...]:
 
 def make_settings(config: str, n_genotypes: int, *, preset: str = "full", resolution: str | None = None,
                   strategies: Sequence[str] = STRATEGIES, supernet_epochs: int | None = None,
-                  supernet_lr: float | None = None) -> SupernetBenchSettings:
+                  supernet_lr: float | None = None, split: str | None = None) -> SupernetBenchSettings:
     """bench-proxies' settings of `config` under `preset`, and the supernets' on top of them (their recipe is
-    the reference's with their own seed, and `supernet_lr` as the learning rate when given)."""
+    the reference's with their own seed, `supernet_lr` as the learning rate when given, and few-shot
+    supernets split by the choice `split` when given: the same epochs, shared out among the parts)."""
+    from edgenas.train.supernet.fewshot import check_split
     from edgenas.train.supernet.settings import parse_supernet_section
 
     ref = bp.make_settings(config, preset=preset, resolution=resolution)
@@ -112,6 +114,11 @@ def make_settings(config: str, n_genotypes: int, *, preset: str = "full", resolu
     section = parse_supernet_section(section, space.source).model_dump()
     section.pop("strategy")
     section.pop("resolutions")
+    if split is not None:
+        check_split(space, split, "--split")
+        section["split"] = split
+    elif section.get("split") is None:
+        section.pop("split", None)  # one-shot: the section (and the fingerprint) of runs made before splits
     if supernet_epochs is not None and supernet_epochs < 1:
         raise ConfigError(f"must be >= 1, got {supernet_epochs}", field="--supernet-epochs")
     if supernet_lr is not None and not (0 < supernet_lr < math.inf):
@@ -172,6 +179,7 @@ def _init_worker(threads: int) -> None:
 
 def _train(folder: Path) -> dict[str, Any]:
     """Train (or resume, or find trained) the strategy's supernet; its cost record."""
+    from edgenas.train.supernet.fewshot import recorded_split
     from edgenas.train.supernet.run import SUPERNET_FILE, make_setup, prepare_supernet, train_supernet
     from edgenas.train.trainer import CHECKPOINT
 
@@ -180,7 +188,7 @@ def _train(folder: Path) -> dict[str, Any]:
     if done is not None:
         return done
     run = folder / "supernet"
-    resume = (run / CHECKPOINT).exists()
+    resume = (run / CHECKPOINT).exists() or recorded_split(run) is not None
     setup = make_setup(str(folder / "config.yaml"))
     prepared = prepare_supernet(setup, run, resume=resume)
     result = train_supernet(setup, run, resume=resume, prepared=prepared)
@@ -191,10 +199,19 @@ def _train(folder: Path) -> dict[str, Any]:
               "cpu_seconds": result.cpu_seconds,
               "epochs": setup.recipe.epochs, "batch_size": setup.recipe.batch_size,
               "train_loss": [h.get("train_loss") for h in meta.get("history", [])],
+              "parts": _part_losses(meta),
               "largest": meta.get("largest"), "smallest": meta.get("smallest"),
               "device": meta.get("device"), "finished": time.time()}
     write_json(cost_file, record)
     return record
+
+
+def _part_losses(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A split supernet's parts: epochs and training losses of each (None for a one-shot supernet)."""
+    results = meta.get("results") or {}
+    return {k: {"epochs": v.get("epochs"),
+                "train_loss": [h.get("train_loss") for h in (results.get(k) or {}).get("history") or []]}
+            for k, v in (meta.get("parts") or {}).items()} or None
 
 
 def _work(job: Job) -> dict[str, Any]:
@@ -322,6 +339,18 @@ def _lr_note(s: SupernetBenchSettings) -> str:
     return "" if lr == s.reference.recipe.get("lr") else f", lr {lr:g}"
 
 
+def _label(s: SupernetBenchSettings, strategy: str, epochs: int) -> str:
+    """'supernet, SPOS (51 ep)', 'supernet, SPOS, few-shot by backbone (51 ep in 3 parts of 17)', ..."""
+    split = s.supernet.get("split")
+    if not split:
+        return f"{LABELS[strategy]} ({epochs} ep{_lr_note(s)})"
+    from edgenas.train.supernet.fewshot import part_epochs
+
+    n = len(load_space(s.reference.config).choices[split])
+    return (f"{LABELS[strategy]}, few-shot by {split} ({epochs} ep in {n} parts of {part_epochs(epochs, n)}"
+            f"{_lr_note(s)})")
+
+
 def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence[Genotype],
                        higher_is_better: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The `extra` estimates for bench_proxies.summarise (trained strategies only) and their cost records."""
@@ -354,7 +383,7 @@ def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence
         extra[f"supernet_{st}"] = {
             "scores": {a: sign * float(r["metric"]) if r["metric"] is not None else math.nan
                        for a, r in scores.items()},
-            "label": f"{LABELS[st]} ({trained['epochs']} ep{_lr_note(s)})", "kind": "supernet", "strategy": st,
+            "label": _label(s, st, trained["epochs"]), "kind": "supernet", "strategy": st,
             "cost_of": "supernet training + data preparation + BatchNorm recalibration + scoring, every genotype",
             "seconds_total": total, "cpu_seconds_total": cpu_total, "epochs": trained["epochs"]}
     return extra, info

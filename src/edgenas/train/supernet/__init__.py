@@ -5,7 +5,8 @@ evaluated in seconds after its BatchNorm statistics are recomputed, or exported 
 Modules, one job each: `slots` (which ops share weights), `store` (the largest tensors and their slices),
 `supernet` (serving a sub-network), `sampling` (which sub-networks a step uses), `strategies` (the step
 functions), `settings` (the `supernet:` config section), `run` (training into a folder), `recalibrate`
-(BatchNorm statistics), `evaluate` (scoring and exporting sub-networks).
+(BatchNorm statistics), `evaluate` (scoring and exporting sub-networks), `fewshot` (one sub-supernet
+per option of a choice point, served as one).
 """
 
 from edgenas.train.supernet.evaluate import SubnetScore, evaluate_subnets, export_subnet

@@ -118,7 +118,7 @@ def export_subnet(supernet: Path | LoadedSupernet, genotype: Genotype | str, out
     identity = {"space": space.name, "space_key": space.space_key, "arch_id": g.arch_id, "genotype": str(g)}
     state = {"format": CHECKPOINT_FORMAT, "identity": identity,
              "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-             "supernet": {"checkpoint": str(loaded.checkpoint), "store": loaded.net.store.fingerprint,
+             "supernet": {"checkpoint": str(loaded.checkpoint), "store": loaded.meta["identity"]["store"],
                           "bn_samples": sum(int(xs[0].shape[0]) for xs, _ in ev.bn_batches),
                           "resolution": format_resolution(ev.resolution)}}
     out_file = Path(out_file)

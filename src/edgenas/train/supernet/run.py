@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,8 @@ from edgenas.train import distributed
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.records import write_json
 from edgenas.train.run import check_resolution, check_run_dir, load_training_config, resolve_resolution, versions
+from edgenas.train.supernet.fewshot import (PreparedSplit, check_split, load_split, part_setup, prepare_split,
+                                           recorded_split, train_split)
 from edgenas.train.supernet.sampling import Extremes, extremes
 from edgenas.train.supernet.settings import STRATEGIES, SupernetSettings, parse_supernet_section
 from edgenas.train.supernet.store import WeightStore, build_store, describe_shapes
@@ -59,13 +61,18 @@ class SupernetSetup:
     def resolution(self) -> tuple[int, int]:
         return self.resolutions[0]
 
-    def identity(self, store: WeightStore) -> dict[str, Any]:
+    # a part of a split (few-shot) supernet: (choice, option) pinned in `space`
+    part: tuple[str, Any] | None = None
+
+    def identity_base(self) -> dict[str, Any]:
         return {"space": self.space.name, "space_key": self.space.space_key, "arch_id": "supernet",
-                "genotype": "supernet", "task": self.task.describe(), "strategy": self.settings.strategy,
-                "store": store.fingerprint}
+                "genotype": "supernet", "task": self.task.describe(), "strategy": self.settings.strategy}
+
+    def identity(self, store: WeightStore) -> dict[str, Any]:
+        return {**self.identity_base(), "store": store.fingerprint}
 
 
-def make_setup(config: str, *, strategy: str | None = None, resolution: str | None = None,
+def make_setup(config: str, *, strategy: str | None = None, resolution: str | None = None, split: str | None = None,
                **recipe_overrides: Any) -> SupernetSetup:
     space, task, recipe = load_training_config(config, **recipe_overrides)
     src = space.source
@@ -74,6 +81,11 @@ def make_setup(config: str, *, strategy: str | None = None, resolution: str | No
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}", field="--strategy")
         settings = settings.with_overrides(strategy=strategy)
+    if split is not None:
+        check_split(space, split, "--split")
+        settings = settings.with_overrides(split=split)
+    elif settings.split is not None:
+        check_split(space, settings.split, "supernet.split")
     if resolution:
         resolutions = [resolve_resolution(space, resolution, "--resolution")]
     elif settings.resolutions:
@@ -123,9 +135,16 @@ class Prepared:
     identity: dict[str, Any]
 
 
-def prepare_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False) -> Prepared:
-    """The store, the sandwich's extremes and the identity; a resumed run's checkpoint must match them."""
+def prepare_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False) -> Prepared | PreparedSplit:
+    """The store, the sandwich's extremes and the identity; a resumed run's checkpoint must match them. A split
+    (few-shot) supernet: those of every part (`fewshot.prepare_split`)."""
     out_dir = Path(out_dir)
+    if setup.settings.split is not None:
+        return prepare_split(setup, out_dir, resume=resume)
+    have = recorded_split(out_dir)
+    if have:
+        raise ConfigError(f"holds a supernet split by {have}; pass --split {have} (or set supernet.split)",
+                          source=str(out_dir))
     check_run_dir(out_dir, resume=resume)
     ext = extremes(setup.space, setup.resolution)
     store, how = build_store(setup.space, setup.resolution, setup.recipe.seed)
@@ -137,10 +156,17 @@ def prepare_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = Fals
 
 def train_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
                    on_progress: Callable[[Progress], None] | None = None,
-                   on_data: DataProgress | None = None, prepared: Prepared | None = None) -> TrainResult:
-    """Train (or resume) a supernet into `out_dir`: checkpoint.pt, best.pt, supernet.json."""
+                   on_data: DataProgress | None = None, prepared: Prepared | PreparedSplit | None = None,
+                   on_part: Callable[[str, int, int], None] | None = None) -> TrainResult:
+    """Train (or resume) a supernet into `out_dir`: checkpoint.pt, best.pt, supernet.json. A split (few-shot)
+    supernet: one such folder per part (`fewshot.train_split`; `on_part(label, index, count)` as each starts)."""
     out_dir = Path(out_dir)
+    if setup.settings.split is not None:
+        assert prepared is None or isinstance(prepared, PreparedSplit)
+        return train_split(setup, out_dir, resume=resume, on_progress=on_progress, on_data=on_data,
+                           on_part=on_part, prepared=prepared)
     prep = prepared or prepare_supernet(setup, out_dir, resume=resume)
+    assert isinstance(prep, Prepared)
     store, how, ext, identity = prep.store, prep.shapes_from, prep.extremes, prep.identity
     r = setup.recipe
     dist = distributed.current()
@@ -167,6 +193,8 @@ def train_supernet(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
     }
     if dist.active:
         meta["processes"] = dist.world
+    if setup.part is not None:
+        meta["part"] = {"choice": setup.part[0], "option": str(setup.part[1])}
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / SUPERNET_FILE, {**meta, "status": "running", "updated": time.time()})
@@ -206,6 +234,13 @@ def load_supernet(run_dir: Path) -> LoadedSupernet:
     res = meta.get("resolutions") or [None]
     setup = make_setup(meta["config"], strategy=settings.get("strategy"))
     setup.resolutions = [parse_resolution(x) for x in res]
+    part = meta.get("part") or {}
+    split = meta.get("split") or part.get("choice")  # as trained, whatever the config says now
+    setup = replace(setup, settings=setup.settings.model_copy(update={"split": split}))
+    if meta.get("split"):
+        return load_split(run_dir, meta, setup)
+    if part:
+        setup = part_setup(setup, part["option"])
     ckpt = run_dir / CHECKPOINT
     state = load_checkpoint(ckpt)
     store, _ = build_store(setup.space, setup.resolution, setup.recipe.seed)

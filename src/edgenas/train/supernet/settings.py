@@ -8,6 +8,7 @@
       resolutions: [32x32, 24x24]  # input resolution as a choice, sampled per step (default: train's only)
       bn_samples: 256         # training samples whose batch statistics recalibrate BatchNorm per sub-network
       bn_batch_size: 64
+      split: backbone         # few-shot: one sub-supernet per option of this choice point (default: none)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class SupernetSettings(BaseModel):
     bn_samples: int = Field(256, ge=1)
     bn_batch_size: int = Field(64, ge=1)
     seed: int = 0  # sub-network sampling and the BatchNorm sample set (the weights take train.seed)
+    split: str | None = None  # a choice point: one sub-supernet per option, sharing no weights (fewshot.py)
 
     @field_validator("resolutions")
     @classmethod
