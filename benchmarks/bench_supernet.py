@@ -104,8 +104,8 @@ def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") 
         print(f"- {strategy}: training {info['train_seconds']:.0f} s wall, data preparation "
               f"{info['setup_seconds']:.1f} s, BatchNorm recalibration {info['recalibration_seconds']:.1f} s and "
               f"scoring {info['scoring_seconds']:.1f} s for {info['genotypes_scored']} genotypes: "
-              f"{info['seconds_total']:.0f} s in all ({cpu_text}); "
-              f"largest `{info['largest']}`, smallest `{info['smallest']}`")
+              f"{info['seconds_total']:.0f} s in all ({cpu_text})"
+              + (f"; largest `{info['largest']}`, smallest `{info['smallest']}`" if info.get("largest") else ""))
     reused = [line for line in log.splitlines() if "runs were kept" in line]
     if reused:
         print(f"- {reused[0].strip()}")
