@@ -208,6 +208,10 @@ def _worker(out: Path, cfg: str, cfg_alone: str) -> None:
     train_supernet(make_setup(cfg), out / "cut", resume=True)
     dump("cut")
 
+    # a few-shot supernet (two parts of one epoch each) under torchrun: the parts train one after the other
+    train_supernet(make_setup(cfg, split="head2_block"), out / "split")
+    dump("split")  # the last part's trainer
+
 
 # ---- the run and what it shows ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
@@ -308,3 +312,13 @@ def test_a_run_interrupted_and_resumed_under_torchrun_ends_where_the_uninterrupt
 
 if __name__ == "__main__":
     _worker(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
+
+
+def test_a_split_supernet_trains_its_parts_in_step_on_both_ranks(run) -> None:
+    last = run / "split" / "head2_block=dsconv3x3"
+    r0, r1 = _state(run / "split_rank0.pt"), _state(run / "split_rank1.pt")
+    assert _same(r0, r1) and _same(_checkpoint(run, "split/head2_block=dsconv3x3")["model"], r0)
+    assert json.loads((last / "supernet.json").read_text())["processes"] == 2
+    top = json.loads((run / "split" / "supernet.json").read_text())
+    assert top["status"] == "done" and set(top["results"]) == {"head2_block=conv3x3", "head2_block=dsconv3x3"}
+    assert _record(run, "split", 0)["calls"] == _record(run, "split", 1)["calls"]
