@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-from edgenas.analysis.fidelity import (MIN_GROUP, ceiling, fidelity, finite_for_ranking, kendall_tau_b, oriented,
-                                       rank_correlations, spearman_rho, within_groups)
+from edgenas.analysis.fidelity import (MIN_GROUP, bootstrap_indices, ceiling, fidelity, finite_for_ranking,
+                                       kendall_tau_b, oriented, rank_correlations, spearman_rho, within_groups)
 from edgenas.errors import ConfigError
 from edgenas.train.trainer import load_checkpoint
 
@@ -75,6 +75,30 @@ def test_paired_bootstrap_uses_the_same_resamples_for_every_estimate() -> None:
     x = ref + rng.normal(size=30)
     out = fidelity(ref, {"a": x, "b": x.copy()}, resamples=200, seed=5)["estimates"]
     assert out["a"]["tau_ci"] == out["b"]["tau_ci"] and out["a"]["spearman_ci"] == out["b"]["spearman_ci"]
+
+
+def test_difference_interval_is_that_of_the_paired_resamples_by_scipy() -> None:
+    """The interval of tau(a) - tau(b): scipy's tau of each estimate on each resample (the same genotypes
+    drawn for both), differenced, then the percentiles; an estimate against itself differs by exactly 0."""
+    rng = np.random.default_rng(11)
+    ref = rng.normal(size=14)
+    a, b = ref + rng.normal(scale=0.5, size=14), ref + rng.normal(scale=1.5, size=14)
+    out = fidelity(ref, {"a": a, "b": b}, resamples=300, seed=4, differences=[("a", "b"), ("a", "a")])
+    idx = bootstrap_indices(14, 300, 4)
+    by_hand = []
+    for rows in idx:
+        ta = kendalltau(a[rows], ref[rows]).statistic
+        tb = kendalltau(b[rows], ref[rows]).statistic
+        by_hand.append(ta - tb)
+    by_hand = np.asarray(by_hand)
+    by_hand = by_hand[~np.isnan(by_hand)]
+    d, same = out["differences"]
+    assert (d["a"], d["b"]) == ("a", "b")
+    assert d["tau"] == pytest.approx(kendalltau(a, ref).statistic - kendalltau(b, ref).statistic)
+    assert d["tau_ci"] == pytest.approx([np.quantile(by_hand, 0.025), np.quantile(by_hand, 0.975)], abs=1e-9)
+    assert same["tau"] == 0 and same["tau_ci"] == [0.0, 0.0] and same["spearman_ci"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="unknown estimate 'c'"):
+        fidelity(ref, {"a": a}, resamples=10, differences=[("a", "c")])
 
 
 def test_orientation_of_a_lower_is_better_metric() -> None:

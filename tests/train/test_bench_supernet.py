@@ -100,6 +100,14 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
     table = markdown_table(summary)
     assert "supernet, SPOS (3 ep)" in table and "supernet, sandwich (3 ep)" in table and "seed B" in table
     assert "supernet, sandwich (labels) (3 ep)" in table
+    # each supernet against each cheap estimate: the difference of the two taus, with its paired interval
+    diffs = {(d["a"], d["b"]): d for d in summary["differences"]}
+    assert len(diffs) == 3 * (1 + len(bp.PROXY_NAMES) + len(bp.BASELINE_NAMES))
+    for (x, y), d in diffs.items():
+        assert d["tau"] == pytest.approx(summary["estimates"][x]["tau"] - summary["estimates"][y]["tau"], abs=1e-12)
+        assert d["tau_ci"][0] <= d["tau_ci"][1] and d["b"] != "seed_b"
+    best = next(k for k in summary["ranking"] if not k.startswith("supernet_"))
+    assert f"tau minus {best}'s (paired bootstrap): supernet, SPOS (3 ep) " in bs.headline(summary)
 
 
 def test_table_on_a_part_of_the_list_uses_the_same_supernets(tmp_path: Path) -> None:

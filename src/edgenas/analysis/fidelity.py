@@ -223,17 +223,24 @@ def ceiling(r_ab: float) -> dict[str, float]:
 
 def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Sequence[float] | np.ndarray], *,
              groups: Sequence[Any] | None = None, resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
-             ceiling_from: str | None = None, top_k: int = TOP_K) -> dict[str, Any]:
+             ceiling_from: str | None = None, top_k: int = TOP_K,
+             differences: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     """Every estimate against the reference (all oriented higher = better, one value per genotype, in the same
     genotype order): tau and rho with paired-bootstrap intervals, the within-group figures when `groups` is
     given, the top-k figures, and the ceiling from the estimate named `ceiling_from` (a second seed of the
-    reference)."""
+    reference). `differences` (pairs of estimate names (a, b)): tau(a) - tau(b) and rho(a) - rho(b) with the
+    interval of the difference over the same resamples (does a rank better than b, beyond the noise of which
+    genotypes were drawn?), under "differences" in the pairs' order."""
     ref = finite_for_ranking(reference)
     n = len(ref)
     est = {name: finite_for_ranking(v) for name, v in estimates.items()}
     for name, v in est.items():
         if len(v) != n:
             raise ValueError(f"estimate {name!r} has {len(v)} values for {n} genotypes")
+    for pair in differences:
+        unknown = [x for x in pair if x not in est]
+        if unknown:
+            raise ValueError(f"difference {pair!r} names an unknown estimate {unknown[0]!r}")
     grp = None if groups is None else np.asarray([str(g) for g in groups], dtype=object)
     labels = [] if grp is None else list(dict.fromkeys(grp.tolist()))
     idx = bootstrap_indices(n, resamples, seed) if n >= 2 and resamples > 0 else np.zeros((0, n), dtype=int)
@@ -272,5 +279,13 @@ def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Se
                 math.sqrt(max(c, 0.0)) if math.isfinite(c) else math.nan
                 for c in _interval(b["spearman"], confidence)]}
         out[name] = entry
+    diffs = []
+    for a, b in differences:
+        d: dict[str, Any] = {"a": a, "b": b}
+        for stat in ("tau", "spearman"):
+            ba, bb = (np.concatenate(boot[x][stat]) if boot[x][stat] else np.zeros(0) for x in (a, b))
+            d[stat] = out[a][stat] - out[b][stat]
+            d[f"{stat}_ci"] = _interval(ba - bb, confidence)
+        diffs.append(d)
     return {"n": n, "resamples": len(idx), "confidence": confidence, "bootstrap_seed": seed,
-            "estimates": out}
+            "estimates": out, "differences": diffs}

@@ -498,13 +498,15 @@ def _prepare_data(settings: BenchSettings, space: SearchSpace) -> None:
 
 def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[Genotype], items: Sequence[Item],
               records: Mapping[str, dict[str, Any] | None], *, resamples: int = 1000,
-              extra: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+              extra: Mapping[str, Mapping[str, Any]] | None = None,
+              differences: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     """The JSON of the benchmark from the kept records: the genotypes with every unit done are compared.
 
     `extra`: more estimates set against the same reference with the same bootstrap resamples (the supernet
     benchmark's rows), name -> {scores {arch_id: score, oriented higher = better}, seconds_total (the whole
     cost, however many genotypes), cpu_seconds_total, kind, cost_of, and any other fields for its entry
-    (label: the table's text)}. A genotype is complete when every extra estimate scored it too."""
+    (label: the table's text)}. A genotype is complete when every extra estimate scored it too.
+    `differences`: pairs of estimate names whose tau / rho difference gets a paired interval (`fidelity`)."""
     extra = dict(extra or {})
     from edgenas.analysis.fidelity import fidelity, oriented
     from edgenas.train.tasks import make_task
@@ -562,7 +564,7 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
     for name in extra:
         est[name] = [_score(row["extra"][name]) for row in complete]
     groups = [row["group"] for row in complete] if result["group_by"] else None
-    stats = fidelity(ref, est, groups=groups, resamples=resamples, ceiling_from="seed_b")
+    stats = fidelity(ref, est, groups=groups, resamples=resamples, ceiling_from="seed_b", differences=differences)
     ref_seconds = sum(row["a_seconds"] for row in complete)
     costs: dict[str, tuple[str, float]] = {
         "seed_b": ("training", sum(row["b_seconds"] for row in complete)),
@@ -607,6 +609,8 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
                            "seed": stats["bootstrap_seed"], "method": "paired percentile bootstrap: genotypes "
                            "resampled with replacement, the same resamples for every estimate"}
     result["ranking"] = best_estimates(result)
+    if differences:
+        result["differences"] = stats["differences"]
     return _clean(result)
 
 

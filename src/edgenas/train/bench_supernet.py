@@ -401,7 +401,11 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
     items = bp.plan(ref_settings, genotypes)
     records = {it.key: read_done(ref_runs / f"{it.key}.json") for it in items}
     extra, info = supernet_estimates(s, runs, genotypes, task.higher_is_better)
-    summary = bp.summarise(ref_settings, space, genotypes, items, records, resamples=resamples, extra=extra)
+    # is a supernet above each cheap estimate beyond the noise of which genotypes were drawn?
+    cheap = ("short_training", *bp.PROXY_NAMES, *bp.BASELINE_NAMES)
+    pairs = [(name, other) for name in extra for other in cheap]
+    summary = bp.summarise(ref_settings, space, genotypes, items, records, resamples=resamples, extra=extra,
+                           differences=pairs)
     summary["schema"] = SCHEMA
     summary["reference_file"] = str(reference_out)
     summary["supernet"] = info
@@ -453,6 +457,12 @@ def headline(summary: Mapping[str, Any]) -> str:
     tail = ""
     if best is not None:
         tail = f"; best other estimate {best} {tables.corr_cell(est[best]['tau'], est[best]['tau_ci'])}"
+    diffs = {(d["a"], d["b"]): d for d in summary.get("differences") or []}
+    if best is not None:  # the paired interval of each supernet's lead over it
+        leads = [f"{est[k].get('label', k)} {tables.corr_cell(d['tau'], d['tau_ci'])}" for k in sn
+                 if (d := diffs.get((k, best))) is not None]
+        if leads:
+            tail += f"; tau minus {best}'s (paired bootstrap): {', '.join(leads)}"
     c = summary.get("ceiling") or {}
     n = summary["genotypes"]
     return (f"{'; '.join(parts)}{tail}; seed B {tables.corr_cell(est['seed_b']['tau'])}, ceiling sqrt(r_AB) "
