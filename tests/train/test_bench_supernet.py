@@ -332,3 +332,42 @@ def test_few_shot_supernets_rows_are_their_parts_scores(work: Path) -> None:
     assert record["epochs"] == 5 and set(record["parts"]) == set(parts)  # 5 epochs: 3 parts of ceil(5 / 3) = 2
     assert all(len(p["train_loss"]) == 2 for p in record["parts"].values())
     assert "supernet, SPOS, few-shot by stage0_block (5 ep in 3 parts of 2)" in out
+
+
+def test_compare_script_differences_runs_on_the_same_resamples(tmp_path: Path) -> None:
+    """benchmarks/compare_supernets.py on two runs' JSON (planted supernets, one reference): every supernet
+    row's tau is scipy's, the difference against --base is the difference of the two taus, and a run on
+    another genotype list is refused."""
+    import subprocess
+    import sys
+
+    cfg = str(ROOT / "benchmarks" / "flow_space.yaml")
+    space = load_space(cfg)
+    gs = bp.read_genotypes(space, "12", sample_seed=4)
+    s = bs.make_settings(cfg, len(gs), preset="smoke", strategies=("spos",))
+    rng = __import__("random").Random(8)
+    ref = {g.arch_id: 1.0 + rng.random() for g in gs}
+    plant_reference(s.reference, gs, tmp_path / "ref.runs", ref)
+    near = {a: v + rng.gauss(0, 0.2) for a, v in ref.items()}
+    far = {a: v + rng.gauss(0, 1.0) for a, v in ref.items()}
+    for name, scores, lr in (("one", near, None), ("two", far, 0.001)):
+        sx = bs.make_settings(cfg, len(gs), preset="smoke", strategies=("spos",), supernet_lr=lr)
+        plant_supernet(tmp_path / f"{name}.runs" / "spos", scores)
+        summary = bs.summarise(sx, space, gs, tmp_path / f"{name}.json", tmp_path / "ref.json", resamples=20)
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary))
+    script = ROOT / "benchmarks" / "compare_supernets.py"
+    r = subprocess.run([sys.executable, str(script), "one.json", "two.json", "--resamples", "200"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    a = [-ref[g.arch_id] for g in gs]
+    t_near = kendalltau([-near[g.arch_id] for g in gs], a).statistic
+    t_far = kendalltau([-far[g.arch_id] for g in gs], a).statistic
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| supernet, SPOS (3 ep, lr 0.001) |"))
+    assert f"{t_far:+.2f} [" in row.split("|")[2] and row.split("|")[4].strip().startswith(f"{t_far - t_near:+.2f} [")
+    assert "| supernet, SPOS (3 ep) |" in r.stdout and "(base)" in r.stdout
+    other = json.loads((tmp_path / "two.json").read_text())
+    other["rows"] = other["rows"][::-1]
+    (tmp_path / "two.json").write_text(json.dumps(other))
+    r = subprocess.run([sys.executable, str(script), "one.json", "two.json"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and "another genotype list" in r.stderr
