@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -54,25 +55,31 @@ def main() -> None:
     for i, r in enumerate(runs):
         for name, e in (r.get("estimates") or {}).items():
             if e.get("kind") == "supernet":
-                labels.setdefault(e.get("label", name), (i, name))
+                label = e.get("label", name)
+                if label in labels:  # the same label from two files (e.g. a file given twice): name the file
+                    label = f"{label} [{a.files[i].name}]"
+                labels[label] = (i, name)
     if not labels:
         sys.exit("no supernet rows with figures in these files")
 
-    def complete(j: int) -> bool:
-        return all(r["rows"][j]["complete"] and all((r["rows"][j].get("extra") or {}).get(n) is not None
-                                                    for lab, (i, n) in labels.items() if runs[i] is r)
-                   for r in runs)
-
-    keep = [j for j in range(len(first["rows"])) if complete(j)]
+    # complete as bench-supernet counts it (every unit of the reference done, every supernet scored it); a
+    # score that is not finite is kept (null in the JSON) and ranks below every other, as in its table
+    keep = [j for j in range(len(first["rows"])) if all(r["rows"][j]["complete"] for r in runs)]
+    if len(keep) < 2:
+        sys.exit(f"{len(keep)} genotypes complete in every file: nothing to compare")
     rows = [first["rows"][j] for j in keep]
+
+    def score(v: float | None) -> float:
+        return -math.inf if v is None else float(v)
+
     hib = first["higher_is_better"]
     ref = oriented([row["a"] for row in rows], hib)
     est = {"seed_b": oriented([row["b"] for row in rows], hib),
            "short_training": oriented([row["short"] for row in rows], hib)}
     for name in ANCHORS[2:]:
-        est[name] = [row["proxies"][name] for row in rows]
+        est[name] = [score(row["proxies"].get(name)) for row in rows]
     for lab, (i, n) in labels.items():
-        est[lab] = [runs[i]["rows"][j]["extra"][n] for j in keep]
+        est[lab] = [score(runs[i]["rows"][j]["extra"].get(n)) for j in keep]
     base = a.base or next(iter(labels))
     if base not in est:
         sys.exit(f"--base {base!r} is not a row; rows: {', '.join(est)}")

@@ -204,6 +204,10 @@ def test_a_split_supernet_scores_like_its_parts(trained: Path) -> None:
     (trained / "broken.yaml").write_text(config(ckpt="sn_split_broken"))
     with pytest.raises(ConfigError, match=r"no backbone=resnet/checkpoint.pt"):
         prepare_from_file(trained / "broken.yaml")
+    # one part alone holds its own backbone only: a search over both is refused when it is set up
+    (trained / "one_part.yaml").write_text(config(ckpt="sn_split/backbone=resnet"))
+    with pytest.raises(ConfigError, match="backbone=shufflenet is outside the supernet"):
+        prepare_from_file(trained / "one_part.yaml")
 
 
 def test_a_supernet_still_training_is_refused(trained: Path) -> None:

@@ -310,10 +310,6 @@ def test_a_run_interrupted_and_resumed_under_torchrun_ends_where_the_uninterrupt
     assert _record(run, "cut", 0)["calls"] == _record(run, "cut", 1)["calls"]
 
 
-if __name__ == "__main__":
-    _worker(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
-
-
 def test_a_split_supernet_trains_its_parts_in_step_on_both_ranks(run) -> None:
     last = run / "split" / "head2_block=dsconv3x3"
     r0, r1 = _state(run / "split_rank0.pt"), _state(run / "split_rank1.pt")
@@ -322,3 +318,8 @@ def test_a_split_supernet_trains_its_parts_in_step_on_both_ranks(run) -> None:
     top = json.loads((run / "split" / "supernet.json").read_text())
     assert top["status"] == "done" and set(top["results"]) == {"head2_block=conv3x3", "head2_block=dsconv3x3"}
     assert _record(run, "split", 0)["calls"] == _record(run, "split", 1)["calls"]
+
+
+if __name__ == "__main__":
+    _worker(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
+

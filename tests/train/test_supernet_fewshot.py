@@ -115,7 +115,7 @@ def test_cli_trains_evaluates_and_exports_a_split_supernet(tmp_path) -> None:
     assert code == 0, err
     assert "split by stage0_block" in out and "part 3/3: stage0_block=mbconv_e4" in err
     code, out, err = h.cli("supernet", "evaluate", "sn", "-g", "stage0_block=mbconv_e4", "--json", cwd=tmp_path)
-    assert code == 0, err and '"top1"' in out
+    assert code == 0 and '"top1"' in out, err
     code, _, err = h.cli("supernet", "export", "sn", "-g", "stage0_block=mbconv_e4", "--out", "x.pt", cwd=tmp_path)
     assert code == 0, err
     exported = load_checkpoint(tmp_path / "x.pt")
@@ -123,3 +123,30 @@ def test_cli_trains_evaluates_and_exports_a_split_supernet(tmp_path) -> None:
     assert exported["supernet"]["store"] != part["identity"]["store"]  # the split's, naming all three parts
     code, _, err = h.cli("supernet", "train", str(cfg), "--out", "sn2", "--split", "depth", cwd=tmp_path)
     assert code == 2 and err.count("\n") == 1 and "--split" in err and not (tmp_path / "sn2").exists()
+
+
+def test_parts_of_other_settings_are_refused(split_run, tmp_path) -> None:
+    """Resuming a finished split with other settings, part folders without the split's record, and a part
+    retrained after the split ended: each one line, before any training."""
+    import json
+    import shutil
+
+    tmp, split = split_run
+    cfg = h.write(tmp_path, DIGITS)
+    copy = tmp_path / "copy"
+    shutil.copytree(split, copy)
+    for kwargs, needle in ((dict(strategy="spos", lr=0.5), "train.lr differ"),
+                           (dict(strategy="spos", epochs=6), "train.epochs differ"),
+                           (dict(strategy="sandwich"), "strategy")):
+        with pytest.raises(ConfigError, match=needle) as e:
+            train_supernet(make_setup(str(cfg), split="stage0_block", **kwargs), copy, resume=True)
+        assert "\n" not in str(e.value) and "stage0_block=conv3x3" in str(e.value)
+    (copy / "supernet.json").unlink()
+    with pytest.raises(ConfigError, match="holds a part folder"):
+        train_supernet(make_setup(str(cfg), strategy="spos", split="stage0_block"), copy)
+    # a part whose record changed after the split run ended (retrained, or copied in from another run)
+    shutil.copy(split / "supernet.json", copy / "supernet.json")
+    part = copy / PARTS[1] / "supernet.json"
+    part.write_text(json.dumps({**json.loads(part.read_text()), "updated": 0.0}))
+    with pytest.raises(ConfigError, match=f"part {PARTS[1]} is not the one this split run trained"):
+        load_supernet(copy)

@@ -33,8 +33,9 @@ few-shot supernet instead: one such supernet per option of CHOICE (DIR/CHOICE=OP
 each for a share of the epochs; evaluate and export serve every genotype from its option's part.
 
 \b
-The --out folder gets checkpoint.pt (resumable), best.pt and supernet.json. Ctrl-C or SIGTERM stops after writing a
-checkpoint; --resume continues and ends with the same weights, bit for bit on CPU."""
+The --out folder gets checkpoint.pt (resumable), best.pt and supernet.json (with --split: supernet.json and one
+such folder per part). Ctrl-C or SIGTERM stops after writing a checkpoint; --resume continues and ends with the
+same weights, bit for bit on CPU."""
 
 app = typer.Typer(help=_HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 

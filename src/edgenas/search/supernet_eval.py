@@ -120,6 +120,12 @@ def check_supernet_fits(ctx: EvalContext, folder: Path, meta: dict[str, Any], ta
     except ConfigError as e:
         raise ConfigError(f"{where}: its training config cannot be read ({e})", field=f"{fld}.checkpoint") from None
     have_choices = {k: [str(v) for v in vs] for k, vs in trained_space.choices.items()}
+    # a split supernet holds the options it has parts for; one part alone holds its own option only
+    part = meta.get("part") or {}
+    if meta.get("split"):
+        have_choices[meta["split"]] = [str(p.get("option")) for p in (meta.get("parts") or {}).values()]
+    elif part.get("choice") in have_choices:
+        have_choices[part["choice"]] = [str(part.get("option"))]
     for k, vs in space.choices.items():
         if k not in have_choices:
             raise ConfigError(f"{where}: the supernet has no choice {k!r} (it has: {', '.join(have_choices)})",
@@ -192,7 +198,10 @@ class SupernetEvaluator(Evaluator):
         # supernet.json is rewritten when training ends or stops (history, `updated`): its digest and the
         # checkpoint's size name the weights without reading them (a copy on another machine has the same)
         sizes = ",".join(str(p.stat().st_size) for p in _checkpoints(self.folder, meta))
-        self._meta_digest = f"{_digest(self.folder / _SUPERNET_FILE)}:{sizes}"
+        # a split supernet: each part's supernet.json too (rewritten when that part is trained again)
+        parts = "".join(f":{_digest(p.parent / _SUPERNET_FILE)}" for p in _checkpoints(self.folder, meta)
+                        if meta.get("split"))
+        self._meta_digest = f"{_digest(self.folder / _SUPERNET_FILE)}{parts}:{sizes}"
         self._scorer: Any = None
 
     @property

@@ -5,8 +5,8 @@ of the space with that choice pinned, so sub-networks with different options sha
 Why: in a one-shot supernet every option of a choice point trains the weights of everything after it; the
 flow heads, shared across backbones whose features differ in kind, are where that interference is largest.
 
-Budget: each part trains ceil(train.epochs / options) epochs, so the parts together make as many steps as
-one supernet of train.epochs; under uniform sampling (SPOS) each option's sub-networks get the passes the
+Budget: each part trains ceil(train.epochs / options) epochs, so the parts together make the steps of one
+supernet of train.epochs (up to options - 1 epochs more, from the rounding up); under uniform sampling (SPOS) each option's sub-networks get the passes the
 one-shot supernet would give them. The parts start from scratch (the paper initialises them from a trained
 one-shot supernet; here that would add a stage and its cost), each with the run's seeds, one after the
 other, and each resumes on its own.
@@ -119,8 +119,42 @@ def _part_done(folder: Path) -> bool:
     return read_done(folder / SUPERNET_FILE) is not None
 
 
+# what a finished part's record must agree on with the part a run would train (threads and checkpoint spacing
+# change nothing that is kept)
+_RECIPE_IGNORED = ("threads", "checkpoint_every")
+_SETTINGS_TRAINED = ("strategy", "random", "resolutions", "seed")
+
+
+def check_part_record(ps: "SupernetSetup", folder: Path, store: str) -> None:
+    """A finished part was trained as `ps` would train it: identity (space, task, strategy, store shapes),
+    recipe and the supernet settings that shape training; one line naming what differs."""
+    import json
+
+    from edgenas.train.supernet.run import SUPERNET_FILE
+
+    meta_path = Path(folder) / SUPERNET_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"unreadable ({type(e).__name__})", source=str(meta_path)) from None
+    want = ps.identity_base()
+    have = meta.get("identity") or {}
+    diff = [k for k in ("space_key", "task", "strategy") if have.get(k) != want.get(k)]
+    if have.get("store") != store:
+        diff.append("store")
+    recipe = {k: v for k, v in (meta.get("recipe") or {}).items() if k not in _RECIPE_IGNORED}
+    wanted = {k: v for k, v in ps.recipe.model_dump().items() if k not in _RECIPE_IGNORED}
+    diff += [f"train.{k}" for k in sorted(set(recipe) | set(wanted)) if recipe.get(k) != wanted.get(k)]
+    settings, want_s = meta.get("settings") or {}, ps.settings.model_dump()
+    diff += [f"supernet.{k}" for k in _SETTINGS_TRAINED if settings.get(k) != want_s.get(k)]
+    if diff:
+        raise ConfigError(f"this part was trained with other settings ({', '.join(diff)} differ); train the split "
+                          "into another --out", source=str(meta_path))
+
+
 def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False) -> PreparedSplit:
-    """Every part's store and identity, checked against what a resumed run holds, before any training."""
+    """Every part's store and identity, checked against what a resumed run holds (finished parts against
+    their records), before any training."""
     from edgenas.train.supernet.run import SUPERNET_FILE, prepare_supernet
     from edgenas.train.supernet.store import build_store
 
@@ -131,6 +165,11 @@ def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False
                           source=str(out_dir))
     if resume and not started:
         raise ConfigError(f"nothing to resume: no {SUPERNET_FILE} here", source=str(out_dir))
+    if not started:
+        stray = [label for label in part_setups(setup) if (out_dir / label).exists()]
+        if stray:
+            raise ConfigError(f"holds a part folder ({stray[0]}) but no {SUPERNET_FILE} of a split run; choose "
+                              "another --out", source=str(out_dir))
     if resume:
         have = recorded_split(out_dir)
         if have != setup.settings.split:
@@ -143,6 +182,7 @@ def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False
         folder = out_dir / label
         if _part_done(folder):
             stores[label] = build_store(ps.space, ps.resolution, ps.recipe.seed)[0].fingerprint
+            check_part_record(ps, folder, stores[label])
             parts[label] = (ps, None)
             continue
         prep = prepare_supernet(ps, folder, resume=(folder / CHECKPOINT).exists())
@@ -180,23 +220,25 @@ def train_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False,
             out_dir.mkdir(parents=True, exist_ok=True)
             write_json(out_dir / SUPERNET_FILE, {**meta, "status": status, **extra, "updated": time.time()})
 
+    dist.barrier()  # every rank has checked the folder before rank 0 writes into it
     write("running")
     results: dict[str, dict[str, Any]] = {}
-    for i, (label, (ps, part_prep)) in enumerate(prep.parts.items()):
-        folder = out_dir / label
-        if on_part is not None:
-            on_part(label, i, len(prep.parts))
-        if part_prep is None:
-            done = json.loads((folder / SUPERNET_FILE).read_text(encoding="utf-8"))
-        else:
-            try:
+    try:
+        for i, (label, (ps, part_prep)) in enumerate(prep.parts.items()):
+            folder = out_dir / label
+            if on_part is not None:
+                on_part(label, i, len(prep.parts))
+            if part_prep is not None:
                 train_supernet(ps, folder, resume=(folder / CHECKPOINT).exists(), on_progress=on_progress,
                                on_data=on_data, prepared=part_prep)
-            except KeyboardInterrupt:
-                write("interrupted", results=results)
-                raise
             done = json.loads((folder / SUPERNET_FILE).read_text(encoding="utf-8"))
-        results[label] = {k: done.get(k) for k in ("seconds", "cpu_seconds", "best_metric", "history")}
+            # `updated` names the part's training as it ended: a part retrained or swapped in later is told apart
+            results[label] = {k: done.get(k) for k in ("seconds", "cpu_seconds", "best_metric", "history", "updated")}
+            if i + 1 < len(prep.parts):
+                write("running", results=results)
+    except KeyboardInterrupt:  # inside a part or between two: the record says where it stopped
+        write("interrupted", results=results)
+        raise
     seconds = sum(float(r["seconds"] or 0.0) for r in results.values())
     cpus = [r["cpu_seconds"] for r in results.values()]
     cpu = None if any(c is None for c in cpus) else float(sum(cpus))
@@ -241,13 +283,19 @@ def load_split(run_dir: Path, meta: dict[str, Any], setup: "SupernetSetup") -> "
     choice = setup.settings.split
     assert choice is not None
     loaded = {}
-    for label in part_setups(setup):
+    for label in meta.get("parts") or {}:  # the parts it trained, whatever the config lists now
         part = load_supernet(Path(run_dir) / label)
         loaded[part.setup.space.choices[choice][0]] = part
     stores = {part_label(choice, o): p.meta["identity"]["store"] for o, p in loaded.items()}
     if split_fingerprint(stores) != meta.get("identity", {}).get("store"):
         raise ConfigError("its parts are not the ones it was trained with (store fingerprints differ)",
                           source=str(Path(run_dir) / "supernet.json"))
+    for o, p in loaded.items():  # a part retrained or copied in after the split run ended
+        label = part_label(choice, o)
+        recorded = ((meta.get("results") or {}).get(label) or {}).get("updated")
+        if recorded is not None and recorded != p.meta.get("updated"):
+            raise ConfigError(f"part {label} is not the one this split run trained (its supernet.json changed "
+                              "since)", source=str(Path(run_dir) / "supernet.json"))
     space, res = setup.space, setup.resolution
     big = max((p.extremes.largest for p in loaded.values()), key=lambda g: size_of(space, g, res))
     small = min((p.extremes.smallest for p in loaded.values()), key=lambda g: size_of(space, g, res))
