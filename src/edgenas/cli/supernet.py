@@ -64,8 +64,7 @@ def train(
     setup = make_setup(config, strategy=strategy, resolution=resolution, split=split, epochs=epochs, threads=threads)
     prepared = prepare_supernet(setup, out_dir, resume=resume)  # every check before anything is shown
     main = is_main_process()  # under torchrun only rank 0 draws and prints
-    label = f"supernet ({setup.settings.strategy})"
-    with _progress_bar(label, disable=not main) as bar:
+    with _progress_bar(f"supernet ({setup.settings.strategy})", disable=not main) as bar:
         on_data, on_progress = progress_callbacks(bar, progress and main, f"largest {setup.task.primary}")
 
         def on_part(name: str, i: int, n: int) -> None:  # a split supernet's parts, one after the other

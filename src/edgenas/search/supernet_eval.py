@@ -197,10 +197,10 @@ class SupernetEvaluator(Evaluator):
         self._store = str(meta["identity"].get("store", ""))
         # supernet.json is rewritten when training ends or stops (history, `updated`): its digest and the
         # checkpoint's size name the weights without reading them (a copy on another machine has the same)
-        sizes = ",".join(str(p.stat().st_size) for p in _checkpoints(self.folder, meta))
+        checkpoints = _checkpoints(self.folder, meta)
+        sizes = ",".join(str(p.stat().st_size) for p in checkpoints)
         # a split supernet: each part's supernet.json too (rewritten when that part is trained again)
-        parts = "".join(f":{_digest(p.parent / _SUPERNET_FILE)}" for p in _checkpoints(self.folder, meta)
-                        if meta.get("split"))
+        parts = "".join(f":{_digest(p.parent / _SUPERNET_FILE)}" for p in checkpoints) if meta.get("split") else ""
         self._meta_digest = f"{_digest(self.folder / _SUPERNET_FILE)}{parts}:{sizes}"
         self._scorer: Any = None
 

@@ -6,10 +6,10 @@ Why: in a one-shot supernet every option of a choice point trains the weights of
 flow heads, shared across backbones whose features differ in kind, are where that interference is largest.
 
 Budget: each part trains ceil(train.epochs / options) epochs, so the parts together make the steps of one
-supernet of train.epochs (up to options - 1 epochs more, from the rounding up); under uniform sampling (SPOS) each option's sub-networks get the passes the
-one-shot supernet would give them. The parts start from scratch (the paper initialises them from a trained
-one-shot supernet; here that would add a stage and its cost), each with the run's seeds, one after the
-other, and each resumes on its own.
+supernet of train.epochs (up to options - 1 epochs more, from the rounding up); under uniform sampling
+(SPOS) each option's sub-networks get the passes the one-shot supernet would give them. The parts start
+from scratch (the paper initialises them from a trained one-shot supernet; here that would add a stage and
+its cost), each with the run's seeds, one after the other, and each resumes on its own.
 
 Layout: DIR/supernet.json names the split and its parts (status, seconds); DIR/<choice>=<option>/ is a
 complete supernet folder of the pinned space (supernet.json records it as a `part`), usable on its own.
@@ -165,8 +165,9 @@ def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False
                           source=str(out_dir))
     if resume and not started:
         raise ConfigError(f"nothing to resume: no {SUPERNET_FILE} here", source=str(out_dir))
+    setups = part_setups(setup)
     if not started:
-        stray = [label for label in part_setups(setup) if (out_dir / label).exists()]
+        stray = [label for label in setups if (out_dir / label).exists()]
         if stray:
             raise ConfigError(f"holds a part folder ({stray[0]}) but no {SUPERNET_FILE} of a split run; choose "
                               "another --out", source=str(out_dir))
@@ -178,7 +179,7 @@ def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False
                               source=str(out_dir))
     parts: dict[str, tuple[SupernetSetup, Prepared | None]] = {}
     stores = {}
-    for label, ps in part_setups(setup).items():
+    for label, ps in setups.items():
         folder = out_dir / label
         if _part_done(folder):
             stores[label] = build_store(ps.space, ps.resolution, ps.recipe.seed)[0].fingerprint
