@@ -5,8 +5,13 @@ and on digits-hard, printed as markdown blocks for benchmarks/RESULTS.md.
   python benchmarks/bench_proxies.py full  [--jobs 2]     # the committed genotype lists; about a day of 2 cores
   python benchmarks/bench_proxies.py pilot                # the measured pilot that sized `full`
 
-Outputs go to runs/bench_proxies/ (<task>-<preset>.json and the kept runs beside it); `smoke` starts afresh
-each time, `full` resumes where it stopped when run again. `pilot` times, at the `full` settings and with
+Outputs: `smoke` to runs/bench_proxies/ (<task>-smoke.json and its runs beside it), afresh each time; `full`
+to benchmarks/reference/ (<task>-full.json and <task>-full.runs/), resumed where it stopped when run again.
+The `full` reference is committed as it grows: its finished runs are small JSON records (figures, seeds,
+seconds; no weights: the checkpoints of a training in progress stay in the ignored `*.partial/` folders), and
+a day of 2 cores is spread over machines that keep nothing but the repository, so a run started on one
+continues on the next (`git add benchmarks/reference` after a stretch of it).
+`pilot` times, at the `full` settings and with
 one torch thread, three training steps of every listed genotype and one whole epoch (with its validation)
 of three of them (cheapest, median, costliest by the step timing), then prints the arithmetic of the whole
 `full` run. CPU seconds (process time) are used, not wall time: the machine is shared and its load changes
@@ -30,7 +35,8 @@ from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-OUT = ROOT / "runs" / "bench_proxies"
+SMOKE_OUT = ROOT / "runs" / "bench_proxies"
+FULL_OUT = BENCH / "reference"  # committed: see the module docstring
 TASKS = {"flow": (BENCH / "flow_space.yaml", BENCH / "genotypes" / "flow.txt"),
          "digits": (BENCH / "digits_space.yaml", BENCH / "genotypes" / "digits.txt")}
 # `full` trains these first (bench-proxies --first): the randomly drawn part of the list before the seed's
@@ -44,13 +50,18 @@ def _edgenas() -> str:
     return str(exe) if exe.exists() else "edgenas"
 
 
+def out_dir(preset: str) -> Path:
+    """Where a preset's outputs go: `full`'s reference is committed, `smoke`'s is not."""
+    return FULL_OUT if preset == "full" else SMOKE_OUT
+
+
 def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir(preset).mkdir(parents=True, exist_ok=True)
     print(f"### bench-proxies, preset {preset} ({datetime.date.today()})\n")
     print(f"Machine: {describe()}.\n")
     for name in tasks:
         cfg, lst = TASKS[name]
-        out = OUT / f"{name}-{preset}.json"
+        out = out_dir(preset) / f"{name}-{preset}.json"
         if preset == "smoke":  # measured afresh each time (`full` resumes instead)
             shutil.rmtree(out.with_suffix(".runs"), ignore_errors=True)
             out.unlink(missing_ok=True)

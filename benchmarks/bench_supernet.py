@@ -6,9 +6,11 @@ markdown blocks for benchmarks/RESULTS.md.
   python benchmarks/bench_supernet.py full  [--jobs 2]   # the committed lists; resumes when run again
   python benchmarks/bench_supernet.py pilot [--task flow] # CPU cost of the full preset's supernets, measured
 
-Outputs go to runs/bench_supernet/<task>-<preset>.json with the supernets and their scores beside it
-(<task>-<preset>.runs/). The reference is bench-proxies' run folder of the same task and preset,
-runs/bench_proxies/<task>-<preset>.runs (`python benchmarks/bench_proxies.py`): its finished runs are read,
+Outputs go to <task>-<preset>.json with the supernets and their scores beside it (<task>-<preset>.runs/), in
+runs/bench_supernet/ (smoke) or benchmarks/reference/supernets/ (full: committed without the checkpoints, so
+a supernet trained and scored in one session is never trained again). The reference is bench-proxies' run
+folder of the same task and preset, <task>-<preset>.runs in benchmarks/reference/ (full, committed) or
+runs/bench_proxies/ (smoke) (`python benchmarks/bench_proxies.py`): its finished runs are read,
 and what is missing is trained into it by bench-proxies' own code. `smoke` starts its supernets afresh each
 time (and reuses the reference of a bench_proxies.py smoke run just before it, as `make bench` runs them, when
 it has the same settings); `full` resumes. --out-dir / --reference-dir put both elsewhere (e.g. /tmp).
@@ -31,12 +33,19 @@ import statistics
 import time
 from pathlib import Path
 
+import bench_proxies
 from bench_proxies import FIRST, TASKS, _edgenas, run_edgenas  # the same tasks and lists as bench-proxies
 from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET_TASKS = {"smoke": ["digits"], "full": ["flow", "digits"]}
 SMOKE_GENOTYPES = 8  # as bench_proxies.py smoke, so its reference is reused when it ran just before
+
+
+def supernet_dir(preset: str) -> Path:
+    """Where a preset's supernets go: `full`'s finished records (train.json, scores.json, the tables) are
+    committed beside the reference (bench_proxies.py's docstring says why), its checkpoints are not."""
+    return bench_proxies.FULL_OUT / "supernets" if preset == "full" else ROOT / "runs" / "bench_supernet"
 
 
 def _rel(p: Path) -> str:
@@ -209,14 +218,17 @@ def main() -> None:
                     "to <task>-<preset>-lr<LR>.json/.runs")
     ap.add_argument("--split", help="few-shot supernets split by this choice (flow: backbone, digits: "
                     "stage0_block); runs go to <task>-<preset>-split-<CHOICE>.json/.runs")
-    ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_supernet")
-    ap.add_argument("--reference-dir", type=Path, default=ROOT / "runs" / "bench_proxies",
-                    help="where bench_proxies.py keeps <task>-<preset>.json and its runs")
+    ap.add_argument("--out-dir", type=Path, help="where the supernets and their tables go (default: "
+                    "benchmarks/reference/supernets for full, runs/bench_supernet for smoke)")
+    ap.add_argument("--reference-dir", type=Path,
+                    help="where bench_proxies.py keeps <task>-<preset>.json and its runs (default: "
+                    "benchmarks/reference for full, runs/bench_proxies for smoke)")
     a = ap.parse_args()
     if a.mode == "pilot":
         pilot(a.task or PRESET_TASKS["full"], a.steps, a.scored)
         return
-    run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, a.out_dir.resolve(), a.reference_dir.resolve(),
+    run_preset(a.mode, a.task or PRESET_TASKS[a.mode], a.jobs, (a.out_dir or supernet_dir(a.mode)).resolve(),
+               (a.reference_dir or bench_proxies.out_dir(a.mode)).resolve(),
                strategies=a.strategies, reference_training=not a.supernets_only, lr=a.lr, split=a.split)
 
 
