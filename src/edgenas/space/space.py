@@ -164,18 +164,20 @@ class SearchSpace:
         for k, v in values.items():
             if k not in self.choices:
                 raise self._err(f"genotype.{k}", f"not a choice of this space; allowed: {', '.join(self.choices)}")
-            full[k] = self._coerce(k, v)
+            full[k] = self.option(k, v)
         g = Genotype.of(full, self.space_key)
         return g
 
-    def _coerce(self, k: str, v: Any) -> Any:
+    def option(self, k: str, v: Any, *, field: str | None = None) -> Any:
+        """The option of choice `k` equal to `v` (or to its text: values typed on a command line arrive as
+        strings); else a ConfigError naming `field` (default `genotype.<k>`) and the allowed options."""
         opts = self.choices[k]
         if v in opts:
             return v
         for o in opts:  # values typed on a command line arrive as strings
             if str(o) == str(v):
                 return o
-        raise self._err(f"genotype.{k}", f"{v!r} is not an option; allowed: {', '.join(map(str, opts))}")
+        raise self._err(field or f"genotype.{k}", f"{v!r} is not an option; allowed: {', '.join(map(str, opts))}")
 
     def parse_genotype(self, text: str) -> Genotype:
         try:

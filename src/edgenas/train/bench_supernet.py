@@ -339,19 +339,19 @@ def _lr_note(s: SupernetBenchSettings) -> str:
     return "" if lr == s.reference.recipe.get("lr") else f", lr {lr:g}"
 
 
-def _label(s: SupernetBenchSettings, strategy: str, epochs: int) -> str:
+def _label(s: SupernetBenchSettings, space: Any, strategy: str, epochs: int) -> str:
     """'supernet, SPOS (51 ep)', 'supernet, SPOS, few-shot by backbone (51 ep in 3 parts of 17)', ..."""
     split = s.supernet.get("split")
     if not split:
         return f"{LABELS[strategy]} ({epochs} ep{_lr_note(s)})"
     from edgenas.train.supernet.fewshot import part_epochs
 
-    n = len(load_space(s.reference.config).choices[split])
+    n = len(space.choices[split])
     return (f"{LABELS[strategy]}, few-shot by {split} ({epochs} ep in {n} parts of {part_epochs(epochs, n)}"
             f"{_lr_note(s)})")
 
 
-def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence[Genotype],
+def supernet_estimates(s: SupernetBenchSettings, space: Any, runs: Path, genotypes: Sequence[Genotype],
                        higher_is_better: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The `extra` estimates for bench_proxies.summarise (trained strategies only) and their cost records."""
     extra: dict[str, dict[str, Any]] = {}
@@ -383,7 +383,7 @@ def supernet_estimates(s: SupernetBenchSettings, runs: Path, genotypes: Sequence
         extra[f"supernet_{st}"] = {
             "scores": {a: sign * float(r["metric"]) if r["metric"] is not None else math.nan
                        for a, r in scores.items()},
-            "label": _label(s, st, trained["epochs"]), "kind": "supernet", "strategy": st,
+            "label": _label(s, space, st, trained["epochs"]), "kind": "supernet", "strategy": st,
             "cost_of": "supernet training + data preparation + BatchNorm recalibration + scoring, every genotype",
             "seconds_total": total, "cpu_seconds_total": cpu_total, "epochs": trained["epochs"]}
     return extra, info
@@ -400,7 +400,7 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
     ref_runs = bp.runs_dir(Path(reference_out))
     items = bp.plan(ref_settings, genotypes)
     records = {it.key: read_done(ref_runs / f"{it.key}.json") for it in items}
-    extra, info = supernet_estimates(s, runs, genotypes, task.higher_is_better)
+    extra, info = supernet_estimates(s, space, runs, genotypes, task.higher_is_better)
     # is a supernet above each cheap estimate beyond the noise of which genotypes were drawn?
     cheap = ("short_training", *bp.PROXY_NAMES, *bp.BASELINE_NAMES)
     pairs = [(name, other) for name in extra for other in cheap]

@@ -107,6 +107,15 @@ def evaluate_subnets(supernet: Path | LoadedSupernet, genotypes: Sequence[Genoty
     return out
 
 
+def _source(loaded: LoadedSupernet, g: Genotype) -> dict[str, str]:
+    """Where the exported weights come from: the checkpoint and store, of the part serving `g` in a split."""
+    from edgenas.train.supernet.fewshot import SplitNet
+
+    if isinstance(loaded.net, SplitNet):
+        return {"split": str(loaded.checkpoint), **loaded.net.source_of(g)}
+    return {"checkpoint": str(loaded.checkpoint), "store": loaded.meta["identity"]["store"]}
+
+
 def export_subnet(supernet: Path | LoadedSupernet, genotype: Genotype | str, out_file: Path, *,
                   resolution: tuple[int, int] | None = None) -> dict[str, Any]:
     """Write one sub-network (inherited weights, BatchNorm recalibrated) as a stand-alone checkpoint."""
@@ -118,8 +127,7 @@ def export_subnet(supernet: Path | LoadedSupernet, genotype: Genotype | str, out
     identity = {"space": space.name, "space_key": space.space_key, "arch_id": g.arch_id, "genotype": str(g)}
     state = {"format": CHECKPOINT_FORMAT, "identity": identity,
              "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-             "supernet": {"checkpoint": str(loaded.checkpoint), "store": loaded.meta["identity"]["store"],
-                          "bn_samples": sum(int(xs[0].shape[0]) for xs, _ in ev.bn_batches),
+             "supernet": {**_source(loaded, g), "bn_samples": sum(int(xs[0].shape[0]) for xs, _ in ev.bn_batches),
                           "resolution": format_resolution(ev.resolution)}}
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -74,20 +74,12 @@ def part_epochs(epochs: int, options: int) -> int:
     return max(1, math.ceil(epochs / options))
 
 
-def _option(space: SearchSpace, choice: str, value: Any) -> Any:
-    for o in space.choices[choice]:
-        if str(o) == str(value):
-            return o
-    raise ConfigError(f"{choice}={value} is not an option of the space; allowed: "
-                      f"{', '.join(map(str, space.choices[choice]))}", source=space.source, field="supernet.split")
-
-
 def part_setup(setup: "SupernetSetup", option: Any) -> "SupernetSetup":
     """The one-shot setup of one part: the space pinned, the epochs shared out, no split."""
     choice = setup.settings.split
     assert choice is not None
     space = setup.space
-    option = _option(space, choice, option)
+    option = space.option(choice, option, field="supernet.split")
     epochs = part_epochs(setup.recipe.epochs, len(space.choices[choice]))
     return replace(setup, space=pinned_space(space, choice, option),
                    recipe=setup.recipe.with_overrides(epochs=epochs),
@@ -252,16 +244,25 @@ def train_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False,
 class SplitNet:
     """The parts of a split supernet as one: each genotype served by the part holding its option."""
 
-    def __init__(self, space: SearchSpace, choice: str, parts: dict[Any, "Supernet"]) -> None:
+    def __init__(self, space: SearchSpace, choice: str, parts: dict[Any, "Supernet"],
+                 sources: dict[Any, dict[str, str]] | None = None) -> None:
         self.space = space
         self.choice = choice
         self.parts = parts
+        self.sources = sources or {}  # option -> {part, checkpoint, store}: what an export records
 
     def part_of(self, g: Genotype) -> "Supernet":
+        return self.parts[self._option_of(g)]
+
+    def source_of(self, g: Genotype) -> dict[str, str]:
+        """The part serving `g`: its label, checkpoint file and store fingerprint."""
+        return dict(self.sources.get(self._option_of(g), {}))
+
+    def _option_of(self, g: Genotype) -> Any:
         value = g.as_dict().get(self.choice)
-        for option, net in self.parts.items():
+        for option in self.parts:
             if str(option) == str(value):
-                return net
+                return option
         raise ConfigError(f"genotype {g} has {self.choice}={value}, which no part of the supernet holds "
                           f"(parts: {', '.join(map(str, self.parts))})", field="genotype")
 
@@ -300,7 +301,9 @@ def load_split(run_dir: Path, meta: dict[str, Any], setup: "SupernetSetup") -> "
     space, res = setup.space, setup.resolution
     big = max((p.extremes.largest for p in loaded.values()), key=lambda g: size_of(space, g, res))
     small = min((p.extremes.smallest for p in loaded.values()), key=lambda g: size_of(space, g, res))
-    net = SplitNet(space, choice, {o: p.net for o, p in loaded.items()})
+    sources = {o: {"part": part_label(choice, o), "checkpoint": str(p.checkpoint),
+                   "store": p.meta["identity"]["store"]} for o, p in loaded.items()}
+    net = SplitNet(space, choice, {o: p.net for o, p in loaded.items()}, sources)
     return LoadedSupernet(setup, net, Extremes(big, small, "over the parts' extremes by MACs"), meta,  # type: ignore[arg-type]
                           Path(run_dir))
 
