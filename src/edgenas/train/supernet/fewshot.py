@@ -217,13 +217,16 @@ def train_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False,
     write("running")
     results: dict[str, dict[str, Any]] = {}
     try:
-        for i, (label, (ps, part_prep)) in enumerate(prep.parts.items()):
+        for i, label in enumerate(list(prep.parts)):
+            ps, part_prep = prep.parts[label]
             folder = out_dir / label
             if on_part is not None:
                 on_part(label, i, len(prep.parts))
             if part_prep is not None:
                 train_supernet(ps, folder, resume=(folder / CHECKPOINT).exists(), on_progress=on_progress,
                                on_data=on_data, prepared=part_prep)
+                prep.parts[label] = (ps, None)  # its store and optimiser are not needed again: let them go
+                del part_prep
             done = json.loads((folder / SUPERNET_FILE).read_text(encoding="utf-8"))
             # `updated` names the part's training as it ended: a part retrained or swapped in later is told apart
             results[label] = {k: done.get(k) for k in ("seconds", "cpu_seconds", "best_metric", "history", "updated")}
