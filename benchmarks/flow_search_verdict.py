@@ -8,9 +8,9 @@ for benchmarks/RESULTS.md.
 
 1. The supernet: `edgenas supernet train examples/flow_search.yaml --epochs 17 --out runs/flow_search/supernet`
    (resumes; 17 epochs: bench-supernet's budget on this space, the sub-network passes of short training of its
-   68-genotype list), unless --supernet names one already trained on the same space and task (e.g.
-   bench-supernet's sandwich-labels, runs/bench_supernet/flow-full.runs/sandwich-labels/supernet: the same space
-   key, data and recipe).
+   68-genotype list), unless --supernet names one already trained on the same space, task and recipe (e.g. a
+   bench-supernet sandwich-labels supernet trained at the example's learning rate, `bench_supernet.py full
+   --lr 0.004`; the benchmark's own reference trains at 1e-3 since 2026-12-01).
 2. The search: `edgenas search` of the example with that checkpoint as its supernet evaluator (a config
    beside the outputs extends the example and replaces only the evaluator list), its study in
    runs/flow_search/study.db (resumed up to --trials), the front in runs/flow_search/front.csv.
