@@ -123,7 +123,8 @@ def test_cli_trains_evaluates_and_exports_a_split_supernet(tmp_path) -> None:
     # the provenance is the part that served the genotype: its checkpoint and store, under the split's folder
     src = exported["supernet"]
     assert src["store"] == part["identity"]["store"] and src["part"] == "stage0_block=mbconv_e4"
-    assert (tmp_path / src["checkpoint"]).resolve() == (tmp_path / "sn" / "stage0_block=mbconv_e4" / CHECKPOINT).resolve()
+    part_file = tmp_path / "sn" / "stage0_block=mbconv_e4" / CHECKPOINT
+    assert (tmp_path / src["checkpoint"]).resolve() == part_file.resolve()
     assert (tmp_path / src["split"]).resolve() == (tmp_path / "sn").resolve()
     code, _, err = h.cli("supernet", "train", str(cfg), "--out", "sn2", "--split", "depth", cwd=tmp_path)
     assert code == 2 and err.count("\n") == 1 and "--split" in err and not (tmp_path / "sn2").exists()
