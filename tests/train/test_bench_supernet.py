@@ -352,7 +352,7 @@ def test_compare_script_differences_runs_on_the_same_resamples(tmp_path: Path) -
     far = {a: v + rng.gauss(0, 1.0) for a, v in ref.items()}
     best = min(ref, key=ref.get)
     near[best] = math.nan  # a sub-network the supernet could not score: kept, ranked worst, as in the table
-    for name, scores, lr in (("one", near, None), ("two", far, 0.001)):
+    for name, scores, lr in (("one", near, None), ("two", far, 0.002)):
         sx = bs.make_settings(cfg, len(gs), preset="smoke", strategies=("spos",), supernet_lr=lr)
         plant_supernet(tmp_path / f"{name}.runs" / "spos", scores)
         summary = bs.summarise(sx, space, gs, tmp_path / f"{name}.json", tmp_path / "ref.json", resamples=20)
@@ -366,7 +366,7 @@ def test_compare_script_differences_runs_on_the_same_resamples(tmp_path: Path) -
     x = [-math.inf if math.isnan(near[g.arch_id]) else -near[g.arch_id] for g in gs]
     assert t_near == pytest.approx(kendalltau(x, a).statistic, abs=1e-12)
     t_far = kendalltau([-far[g.arch_id] for g in gs], a).statistic
-    row = next(line for line in r.stdout.splitlines() if line.startswith("| supernet, SPOS (3 ep, lr 0.001) |"))
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| supernet, SPOS (3 ep, lr 0.002) |"))
     assert f"{t_far:+.2f} [" in row.split("|")[2] and row.split("|")[4].strip().startswith(f"{t_far - t_near:+.2f} [")
     assert f"| supernet, SPOS (3 ep) | {t_near:+.2f} [" in r.stdout and "(base)" in r.stdout
     assert "12 genotypes complete in every file" in r.stdout
