@@ -4,8 +4,8 @@ On a CPU a training is a pure function of the network (the graph's structure, in
 task's data, the recipe with its seed, the thread count, the device and the torch version: the same inputs
 give the same weights bit for bit, whichever space, config or command named the network (the seed's networks
 trained by `edgenas study examples/flow_accuracy.yaml --train` and by the flow_search verdict are the same
-trainings). `edgenas train`, `study --train` and bench-proxies' reference
-and short trainings look a training up here before they start one and put it here when it finishes.
+trainings). `edgenas train`, `study --train` and bench-proxies' reference and short trainings look a
+training up here before they start one and put it here when it finishes.
 
 Where: `$EDGENAS_TRAIN_STORE`, else `~/.cache/edgenas/trainings`; `EDGENAS_TRAIN_STORE=off` turns it off.
 Not kept: runs on data read from a user's files or code (`Task.data_fixed_by_description` False: the files can

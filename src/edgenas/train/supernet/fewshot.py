@@ -248,18 +248,18 @@ class SplitNet:
     """The parts of a split supernet as one: each genotype served by the part holding its option."""
 
     def __init__(self, space: SearchSpace, choice: str, parts: dict[Any, "Supernet"],
-                 sources: dict[Any, dict[str, str]] | None = None) -> None:
+                 sources: dict[Any, dict[str, str]]) -> None:
         self.space = space
         self.choice = choice
         self.parts = parts
-        self.sources = sources or {}  # option -> {part, checkpoint, store}: what an export records
+        self.sources = sources  # option -> {part, checkpoint, store}: what an export records
 
     def part_of(self, g: Genotype) -> "Supernet":
         return self.parts[self._option_of(g)]
 
     def source_of(self, g: Genotype) -> dict[str, str]:
         """The part serving `g`: its label, checkpoint file and store fingerprint."""
-        return dict(self.sources.get(self._option_of(g), {}))
+        return dict(self.sources[self._option_of(g)])
 
     def _option_of(self, g: Genotype) -> Any:
         value = g.as_dict().get(self.choice)
