@@ -93,6 +93,10 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
         assert "within" in e and e["top_k"]["k"] == 5
         assert e["seconds_total"] == pytest.approx(10.0 + 1.0 + len(gs) * 0.75)
         assert e["cpu_seconds_total"] == pytest.approx(10.0 + 1.0 + len(gs) * 0.75)
+        # per genotype: training and preparation shared over the list, plus one genotype's scoring; against
+        # short training's planted 1.0 CPU s per genotype
+        assert e["cpu_seconds_per_genotype"] == pytest.approx((10.0 + 1.0) / len(gs) + 0.75)
+        assert e["cost_vs_short_training"]["ratio"] == pytest.approx(((10.0 + 1.0) / len(gs) + 0.75) / 1.0)
     # the other rows are still bench-proxies' own, against the same seed A
     assert summary["estimates"]["seed_b"]["tau"] is not None and summary["ceiling"] is not None
     assert summary["schema"] == bs.SCHEMA and summary["status"] == "complete"
@@ -139,8 +143,12 @@ def test_table_on_a_part_of_the_list_uses_the_same_supernets(tmp_path: Path) -> 
     assert summary["part"]["genotypes"]["listed"] == len(part) and summary["genotypes"]["listed"] == len(gs)
     assert whole["seconds_total"] == pytest.approx(10.0 + 1.0 + len(gs) * 0.75)
     assert sub["seconds_total"] == pytest.approx(10.0 + 1.0 + len(part) * 0.75)
+    # the part's per-genotype cost shares the training over the whole list it was trained for, as the whole's
+    assert sub["cpu_seconds_per_genotype"] == pytest.approx((10.0 + 1.0) / len(gs) + 0.75)
+    assert whole["cpu_seconds_per_genotype"] == pytest.approx(sub["cpu_seconds_per_genotype"])
     md = (tmp_path / "out.md").read_text()
     assert "## The same on the genotypes of part.txt (6 listed)" in md and md.count("| seed B") == 2
+    assert f"training shared over the {len(gs)} genotypes it serves), 1.85x short training's" in md
     assert "the same on part.txt" in out
 
     stray = space.genotype({**space.default.as_dict(), "backbone": "resnet", "head1_block": "shuffle"})

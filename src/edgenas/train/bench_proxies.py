@@ -504,7 +504,8 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
 
     `extra`: more estimates set against the same reference with the same bootstrap resamples (the supernet
     benchmark's rows), name -> {scores {arch_id: score, oriented higher = better}, seconds_total (the whole
-    cost, however many genotypes), cpu_seconds_total, kind, cost_of, and any other fields for its entry
+    cost, however many genotypes), cpu_seconds_total, optionally seconds_per_genotype and cpu_seconds_per_genotype
+    (else the totals over the genotypes compared), kind, cost_of, and any other fields for its entry
     (label: the table's text)}. A genotype is complete when every extra estimate scored it too.
     `differences`: pairs of estimate names whose tau / rho difference gets a paired interval (`fidelity`)."""
     extra = dict(extra or {})
@@ -578,9 +579,10 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
         if name in extra:
             x = extra[name]
             entry.update({k: v for k, v in x.items() if k != "scores"})
-            for key in ("seconds", "cpu_seconds"):
+            for key in ("seconds", "cpu_seconds"):  # the estimate's own figure when it gives one
                 total = x.get(f"{key}_total")
-                entry[f"{key}_per_genotype"] = None if total is None else total / len(complete)
+                if f"{key}_per_genotype" not in x:
+                    entry[f"{key}_per_genotype"] = None if total is None else total / len(complete)
             result["estimates"][name] = _clean(entry)
             continue
         what, seconds = costs[name]

@@ -301,7 +301,8 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
             say(f"supernet {todo[i]}: trained in {result['train']['seconds']:.0f} s, {result['scored_now']} scored")
     summary = summarise(s, space, genotypes, out, reference_out, resamples=resamples)
     if part is not None:
-        summary["part"] = {**summarise(s, space, part[1], out, reference_out, resamples=resamples),
+        summary["part"] = {**summarise(s, space, part[1], out, reference_out, resamples=resamples,
+                                       trained_for=len(genotypes)),
                            "part_file": part[0]}
     summary["failed"] = ref.failed + failed
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -352,8 +353,15 @@ def _label(s: SupernetBenchSettings, space: Any, strategy: str, epochs: int) -> 
 
 
 def supernet_estimates(s: SupernetBenchSettings, space: Any, runs: Path, genotypes: Sequence[Genotype],
-                       higher_is_better: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The `extra` estimates for bench_proxies.summarise (trained strategies only) and their cost records."""
+                       higher_is_better: bool, trained_for: int | None = None,
+                       ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The `extra` estimates for bench_proxies.summarise (trained strategies only) and their cost records.
+
+    `trained_for`: how many genotypes the supernet was trained to serve (the whole list; `genotypes` may be
+    a part of it). Its cost per genotype is its training and data preparation shared out over those, plus
+    recalibration and scoring per genotype scored: comparable with a per-genotype estimate like short
+    training, which the whole cost divided by the genotypes in a table is not."""
+    trained_for = trained_for or len(genotypes)
     extra: dict[str, dict[str, Any]] = {}
     info: dict[str, Any] = {}
     listed = {g.arch_id for g in genotypes}
@@ -371,12 +379,18 @@ def supernet_estimates(s: SupernetBenchSettings, space: Any, runs: Path, genotyp
         cpu = trained.get("cpu_seconds")
         cpu_total = None if cpu is None else (cpu + kept.get("setup_cpu_seconds", 0.0)
                                               + sum(r.get("cpu_seconds", 0.0) for r in scores.values()))
+        per = _per_genotype(trained["seconds"] + kept.get("setup_seconds", 0.0), recal + scoring, trained_for,
+                            len(scores))
+        cpu_per = None if cpu_total is None else _per_genotype(
+            cpu + kept.get("setup_cpu_seconds", 0.0), sum(r.get("cpu_seconds", 0.0) for r in scores.values()),
+            trained_for, len(scores))
         info[st] = {"status": "complete" if len(scores) == len(listed) else "partial",
                     "epochs": trained["epochs"], "batch_size": trained.get("batch_size"),
                     "train_seconds": trained["seconds"],
                     "train_cpu_seconds": cpu, "setup_seconds": kept.get("setup_seconds", 0.0),
                     "recalibration_seconds": recal, "scoring_seconds": scoring, "seconds_total": total,
-                    "cpu_seconds_total": cpu_total, "genotypes_scored": len(scores),
+                    "cpu_seconds_total": cpu_total, "genotypes_scored": len(scores), "trained_for": trained_for,
+                    "seconds_per_genotype": per, "cpu_seconds_per_genotype": cpu_per,
                     "largest": trained.get("largest"), "smallest": trained.get("smallest"),
                     "device": trained.get("device"), "folder": str(folder / "supernet"), "supernet": dict(s.supernet)}
         sign = 1.0 if higher_is_better else -1.0
@@ -385,13 +399,37 @@ def supernet_estimates(s: SupernetBenchSettings, space: Any, runs: Path, genotyp
                        for a, r in scores.items()},
             "label": _label(s, space, st, trained["epochs"]), "kind": "supernet", "strategy": st,
             "cost_of": "supernet training + data preparation + BatchNorm recalibration + scoring, every genotype",
-            "seconds_total": total, "cpu_seconds_total": cpu_total, "epochs": trained["epochs"]}
+            "seconds_total": total, "cpu_seconds_total": cpu_total, "epochs": trained["epochs"],
+            "seconds_per_genotype": per, "cpu_seconds_per_genotype": cpu_per, "trained_for": trained_for}
     return extra, info
 
 
+def _per_genotype(once: float, scoring: float, trained_for: int, scored: int) -> float:
+    """A supernet's cost per genotype: what is paid once shared over the genotypes it was trained for, plus
+    the mean cost of scoring one."""
+    return once / trained_for + (scoring / scored if scored else 0.0)
+
+
+def _cost_against_short_training(summary: dict[str, Any]) -> None:
+    """Each supernet's cost per genotype over short training's (CPU seconds where both have them, else wall):
+    the issue's "no more total compute than short training of all genotypes" is this ratio <= 1."""
+    est = summary.get("estimates") or {}
+    short = est.get("short_training")
+    if not short:
+        return
+    for name, e in est.items():
+        if not name.startswith("supernet_"):
+            continue
+        key = "cpu_seconds_per_genotype" if e.get("cpu_seconds_per_genotype") and short.get(
+            "cpu_seconds_per_genotype") else "seconds_per_genotype"
+        if e.get(key) and short.get(key):
+            e["cost_vs_short_training"] = {"ratio": e[key] / short[key], "of": key}
+
+
 def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype], out: Path, reference_out: Path,
-              *, resamples: int = 1000) -> dict[str, Any]:
-    """bench-proxies' summary of the reference folder with the supernets' rows added."""
+              *, resamples: int = 1000, trained_for: int | None = None) -> dict[str, Any]:
+    """bench-proxies' summary of the reference folder with the supernets' rows added (`trained_for`: the
+    size of the whole list when `genotypes` is a part of it)."""
     from edgenas.train.tasks import make_task
 
     ref_settings = s.reference
@@ -400,12 +438,13 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
     ref_runs = bp.runs_dir(Path(reference_out))
     items = bp.plan(ref_settings, genotypes)
     records = {it.key: read_done(ref_runs / f"{it.key}.json") for it in items}
-    extra, info = supernet_estimates(s, space, runs, genotypes, task.higher_is_better)
+    extra, info = supernet_estimates(s, space, runs, genotypes, task.higher_is_better, trained_for)
     # is a supernet above each cheap estimate beyond the noise of which genotypes were drawn?
     cheap = ("short_training", *bp.PROXY_NAMES, *bp.BASELINE_NAMES)
     pairs = [(name, other) for name in extra for other in cheap]
     summary = bp.summarise(ref_settings, space, genotypes, items, records, resamples=resamples, extra=extra,
                            differences=pairs)
+    _cost_against_short_training(summary)
     summary["schema"] = SCHEMA
     summary["reference_file"] = str(reference_out)
     summary["supernet"] = info
@@ -433,6 +472,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
         if part.get("estimates"):
             lines += [tables.markdown_table(part), ""]
         lines += [headline(part) + ".", ""]
+    est = summary.get("estimates") or {}
     for st, info in summary.get("supernet", {}).items():
         if info.get("status") == "not trained":
             lines.append(f"- {st}: not trained")
@@ -440,8 +480,18 @@ def markdown(summary: Mapping[str, Any]) -> str:
         lines.append(f"- {st}: {info['epochs']} epochs, training {info['train_seconds']:.1f} s, data preparation "
                      f"{info['setup_seconds']:.1f} s, BatchNorm recalibration {info['recalibration_seconds']:.1f} s, "
                      f"scoring {info['scoring_seconds']:.1f} s ({info['genotypes_scored']} genotypes): "
-                     f"{info['seconds_total']:.1f} s in all")
+                     f"{info['seconds_total']:.1f} s in all; per genotype "
+                     f"{_cost_cell(info, est.get(f'supernet_{st}'))}")
     return "\n".join(lines) + "\n"
+
+
+def _cost_cell(info: Mapping[str, Any], entry: Mapping[str, Any] | None) -> str:
+    """'61.2 CPU s (training shared over the 68 genotypes it serves), 1.09x short training's'."""
+    cpu = info.get("cpu_seconds_per_genotype")
+    text = (f"{cpu:.1f} CPU s" if cpu is not None else f"{info['seconds_per_genotype']:.1f} s wall") + (
+        f" (training shared over the {info['trained_for']} genotypes it serves)")
+    ratio = (entry or {}).get("cost_vs_short_training")
+    return text + (f", {ratio['ratio']:.2f}x short training's" if ratio else "")
 
 
 def headline(summary: Mapping[str, Any]) -> str:
@@ -452,6 +502,7 @@ def headline(summary: Mapping[str, Any]) -> str:
         return tables.headline(summary)
     others = [k for k in summary.get("ranking", []) if not k.startswith("supernet_")]
     parts = [f"{est[k].get('label', k)}: Kendall tau {tables.corr_cell(est[k]['tau'], est[k]['tau_ci'])}"
+             + (f" at {r['ratio']:.2f}x short training's cost" if (r := est[k].get('cost_vs_short_training')) else "")
              for k in sn]
     best = others[0] if others else None
     tail = ""
