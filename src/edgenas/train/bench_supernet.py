@@ -458,12 +458,18 @@ def summarise(s: SupernetBenchSettings, space: Any, genotypes: Sequence[Genotype
     return summary
 
 
+COST_NOTE = ("Costs: a supernet's per-genotype seconds share its training over every genotype of the list it "
+             "was trained for and add one genotype's recalibration and scoring; its total is that whole training "
+             "and the scoring of every genotype listed. Every other row's total is over the genotypes "
+             "compared.")
+
+
 def markdown(summary: Mapping[str, Any]) -> str:
     """The table (bench-proxies' with the supernet rows), the headline and each supernet's cost, as markdown;
     the table on the list's part after them when there is one."""
     lines = [f"# {summary['space']}: supernet and cheap estimates of {summary['primary']} vs seed A", ""]
     if summary.get("estimates"):
-        lines += [tables.markdown_table(summary), ""]
+        lines += [tables.markdown_table(summary), "", COST_NOTE, ""]
     lines += [headline(summary) + ".", ""]
     part = summary.get("part")
     if part is not None:
