@@ -375,15 +375,16 @@ def supernet_estimates(s: SupernetBenchSettings, space: Any, runs: Path, genotyp
             continue
         recal = sum(r["recalibration_seconds"] for r in scores.values())
         scoring = sum(r["score_seconds"] for r in scores.values())
-        total = trained["seconds"] + kept.get("setup_seconds", 0.0) + recal + scoring
+        once = trained["seconds"] + kept.get("setup_seconds", 0.0)  # paid once for the whole list
+        total = once + recal + scoring
+        per = _per_genotype(once, recal + scoring, trained_for, len(scores))
         cpu = trained.get("cpu_seconds")
-        cpu_total = None if cpu is None else (cpu + kept.get("setup_cpu_seconds", 0.0)
-                                              + sum(r.get("cpu_seconds", 0.0) for r in scores.values()))
-        per = _per_genotype(trained["seconds"] + kept.get("setup_seconds", 0.0), recal + scoring, trained_for,
-                            len(scores))
-        cpu_per = None if cpu_total is None else _per_genotype(
-            cpu + kept.get("setup_cpu_seconds", 0.0), sum(r.get("cpu_seconds", 0.0) for r in scores.values()),
-            trained_for, len(scores))
+        cpu_total = cpu_per = None
+        if cpu is not None:
+            cpu_once = cpu + kept.get("setup_cpu_seconds", 0.0)
+            cpu_scoring = sum(r.get("cpu_seconds", 0.0) for r in scores.values())
+            cpu_total = cpu_once + cpu_scoring
+            cpu_per = _per_genotype(cpu_once, cpu_scoring, trained_for, len(scores))
         info[st] = {"status": "complete" if len(scores) == len(listed) else "partial",
                     "epochs": trained["epochs"], "batch_size": trained.get("batch_size"),
                     "train_seconds": trained["seconds"],
