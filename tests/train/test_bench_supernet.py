@@ -148,6 +148,7 @@ def test_table_on_a_part_of_the_list_uses_the_same_supernets(tmp_path: Path) -> 
     assert whole["cpu_seconds_per_genotype"] == pytest.approx(sub["cpu_seconds_per_genotype"])
     md = (tmp_path / "out.md").read_text()
     assert "## The same on the genotypes of part.txt (6 listed)" in md and md.count("| seed B") == 2
+    assert md.count(bs.COST_NOTE) == 2  # each table says how its supernet costs were shared out
     assert f"training shared over the {len(gs)} genotypes it serves), 1.85x short training's" in md
     assert "the same on part.txt" in out
 

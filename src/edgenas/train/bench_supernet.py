@@ -477,7 +477,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
         lines += [f"## The same on the genotypes of {part['part_file']} ({part['genotypes']['listed']} listed): the "
                   "same supernets, trained for the whole list", ""]
         if part.get("estimates"):
-            lines += [tables.markdown_table(part), ""]
+            lines += [tables.markdown_table(part), "", COST_NOTE, ""]
         lines += [headline(part) + ".", ""]
     est = summary.get("estimates") or {}
     for st, info in summary.get("supernet", {}).items():
