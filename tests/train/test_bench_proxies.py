@@ -306,6 +306,50 @@ def test_summary_orients_epe_and_groups_by_backbone(tmp_path: Path) -> None:
     assert s["ceiling"]["ceiling_one_seed"] == pytest.approx(1.0) and s["ranking"][0] in ("short_training", "synflow")
 
 
+def test_summary_gives_the_best_estimates_lead_over_each_other_by_scipy(tmp_path: Path) -> None:
+    """Planted noisy records: the `lead` names the best estimate first, covers every other cheap estimate in
+    ranking order, and its tau difference and interval equal scipy's taus on the same paired resamples."""
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+    from edgenas.train.bench_tables import headline
+
+    cfg = ROOT / "benchmarks" / "flow_space.yaml"
+    space = load_space(cfg)
+    settings = bp.make_settings(str(cfg), preset="smoke")
+    genotypes = bp.read_genotypes(space, "16", sample_seed=2)
+    items = bp.plan(settings, genotypes)
+    rng = np.random.default_rng(5)
+    epe = {g.arch_id: float(x) for g, x in zip(genotypes, rng.uniform(1.2, 1.6, len(genotypes)))}
+    noise = {name: {g.arch_id: float(x) for g, x in zip(genotypes, rng.normal(scale=sd, size=len(genotypes)))}
+             for name, sd in (("synflow", 0.05), ("snip", 0.2), ("short", 0.4), ("b", 0.02))}
+    records = {}
+    for it in items:
+        e, a = epe[it.arch_id], it.arch_id
+        if it.kind == "proxy":  # proxies: higher = better, so -EPE plus noise ranks like the reference
+            body = {"scores": {"synflow": -e + noise["synflow"][a], "snip": -e + noise["snip"][a], "naswot": 1.0,
+                               "jacob_cov": 0.0, "grad_norm": e, "params": 2.0, "macs": 3.0}, "seconds": {}}
+        elif it.kind == "short":
+            body = {"metric": e + noise["short"][a], "seconds": 1.0}
+        else:
+            body = {"metric": e + (noise["b"][a] if it.seed == settings.seeds["b"] else 0.0), "seconds": 1.0}
+        records[it.key] = {"status": "done", **body}
+    s = bp.summarise(settings, space, genotypes, items, records, resamples=200)
+    lead = s["lead"]
+    assert s["ranking"][0] == "synflow" and all(d["a"] == "synflow" for d in lead)
+    assert [d["b"] for d in lead] == s["ranking"][1:] and "seed_b" not in s["ranking"]
+    ref = -np.array([epe[g.arch_id] for g in genotypes])
+    syn = np.array([-epe[g.arch_id] + noise["synflow"][g.arch_id] for g in genotypes])
+    snip = np.array([-epe[g.arch_id] + noise["snip"][g.arch_id] for g in genotypes])
+    d = next(x for x in lead if x["b"] == "snip")
+    assert d["tau"] == pytest.approx(kendalltau(syn, ref).statistic - kendalltau(snip, ref).statistic)
+    by_hand = np.array([kendalltau(syn[r], ref[r]).statistic - kendalltau(snip[r], ref[r]).statistic
+                        for r in bootstrap_indices(len(ref), 200, 0)])
+    by_hand = by_hand[~np.isnan(by_hand)]
+    assert d["tau_ci"] == pytest.approx([np.quantile(by_hand, 0.025), np.quantile(by_hand, 0.975)], abs=1e-9)
+    above = sum(1 for x in lead if x["tau_ci"][0] is not None and x["tau_ci"][0] > 0)
+    assert f"above {above} of the {len([x for x in lead if x['tau'] is not None])} others" in headline(s)
+
+
 def test_genotype_files_and_bad_input(tmp_path: Path) -> None:
     from edgenas.space.space import load_space
     from edgenas.train import bench_proxies as bp

@@ -507,7 +507,9 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
     cost, however many genotypes), cpu_seconds_total, optionally seconds_per_genotype and cpu_seconds_per_genotype
     (else the totals over the genotypes compared), kind, cost_of, and any other fields for its entry
     (label: the table's text)}. A genotype is complete when every extra estimate scored it too.
-    `differences`: pairs of estimate names whose tau / rho difference gets a paired interval (`fidelity`)."""
+    `differences`: pairs of estimate names whose tau / rho difference gets a paired interval (`fidelity`).
+    The result's `lead`: the best cheap estimate's difference from each other one, in ranking order (is the
+    best one better beyond the noise of which genotypes were drawn, or only first by point estimate?)."""
     extra = dict(extra or {})
     from edgenas.analysis.fidelity import fidelity, oriented
     from edgenas.train.tasks import make_task
@@ -565,7 +567,12 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
     for name in extra:
         est[name] = [_score(row["extra"][name]) for row in complete]
     groups = [row["group"] for row in complete] if result["group_by"] else None
-    stats = fidelity(ref, est, groups=groups, resamples=resamples, ceiling_from="seed_b", differences=differences)
+    # every ordered pair of cheap estimates gets its paired difference (a subtraction over resamples already
+    # drawn), so the best one's lead over each other is known once the ranking is
+    cheap = [name for name in est if name != "seed_b"]
+    pairs = list(dict.fromkeys([*map(tuple, differences), *((a, b) for a in cheap for b in cheap if a != b)]))
+    stats = fidelity(ref, est, groups=groups, resamples=resamples, ceiling_from="seed_b", differences=pairs)
+    by_pair = {(d["a"], d["b"]): d for d in stats["differences"]}
     ref_seconds = sum(row["a_seconds"] for row in complete)
     costs: dict[str, tuple[str, float]] = {
         "seed_b": ("training", sum(row["b_seconds"] for row in complete)),
@@ -611,8 +618,10 @@ def summarise(settings: BenchSettings, space: SearchSpace, genotypes: Sequence[G
                            "seed": stats["bootstrap_seed"], "method": "paired percentile bootstrap: genotypes "
                            "resampled with replacement, the same resamples for every estimate"}
     result["ranking"] = best_estimates(result)
+    best = result["ranking"][0]
+    result["lead"] = [by_pair[(best, other)] for other in result["ranking"][1:]]
     if differences:
-        result["differences"] = stats["differences"]
+        result["differences"] = [by_pair[tuple(pair)] for pair in differences]
     return _clean(result)
 
 

@@ -81,6 +81,17 @@ def headline(summary: Mapping[str, Any]) -> str:
     n = summary["genotypes"]
     partial = "" if summary["status"] == "complete" else f" (partial: {n['complete']} of {n['listed']} genotypes)"
     return (f"best cheap estimate of {summary['primary']} ranking: {best}, Kendall tau "
-            f"{corr_cell(e['tau'], e['tau_ci'])}, Spearman {corr_cell(e['spearman'], e['spearman_ci'])}; seed B vs "
-            f"seed A tau {corr_cell(b['tau'])}, Spearman {corr_cell(b['spearman'])}; ceiling sqrt(r_AB) "
-            f"{corr_cell(c['ceiling_one_seed'])} on {n['complete']} genotypes{partial}")
+            f"{corr_cell(e['tau'], e['tau_ci'])}, Spearman {corr_cell(e['spearman'], e['spearman_ci'])}"
+            f"{_lead(summary)}; seed B vs seed A tau {corr_cell(b['tau'])}, Spearman {corr_cell(b['spearman'])}; "
+            f"ceiling sqrt(r_AB) {corr_cell(c['ceiling_one_seed'])} on {n['complete']} genotypes{partial}")
+
+
+def _lead(summary: Mapping[str, Any]) -> str:
+    """'; tau minus the runner-up's ... ; above k of n others by the paired interval' ('' without a lead)."""
+    lead = [d for d in summary.get("lead") or [] if finite(d.get("tau"))]
+    if not lead:
+        return ""
+    first = lead[0]
+    above = sum(1 for d in lead if finite(d["tau_ci"][0]) and d["tau_ci"][0] > 0)
+    return (f"; tau minus the runner-up's ({first['b']}, paired bootstrap) {corr_cell(first['tau'], first['tau_ci'])}; "
+            f"above {above} of the {len(lead)} others beyond the paired interval")
