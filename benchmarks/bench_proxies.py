@@ -68,8 +68,9 @@ def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
         genotypes = str(SMOKE_GENOTYPES) if preset == "smoke" else str(lst.relative_to(ROOT))
         cmd = [_edgenas(), "bench-proxies", str(cfg.relative_to(ROOT)), "--genotypes", genotypes, "--preset", preset,
                "--jobs", str(jobs), "--out", str(out.relative_to(ROOT)), "--no-progress"]
-        if preset == "full" and name in FIRST:
-            cmd += ["--first", str(FIRST[name].relative_to(ROOT))]
+        if preset == "full" and name in FIRST:  # trained first, and its own table: the random sample alone
+            part = str(FIRST[name].relative_to(ROOT))
+            cmd += ["--first", part, "--table-on", part]
         _, minutes = run_edgenas(cmd, preset)
         print_block(json.loads(out.read_text()), " ".join(["edgenas", *cmd[1:]]), minutes)
 
@@ -88,8 +89,6 @@ def run_edgenas(cmd: list[str], preset: str) -> tuple[subprocess.CompletedProces
 
 
 def print_block(s: dict, cmd: str, minutes: float | None = None) -> None:
-    from edgenas.train.bench_tables import headline, markdown_table
-
     st = s["settings"]
     n = s["genotypes"]
     took = f"; {minutes:.1f} min wall" if minutes is not None else ""
@@ -103,6 +102,17 @@ def print_block(s: dict, cmd: str, minutes: float | None = None) -> None:
           f"paired resamples, 95 %. Estimates are oriented so that + = ranks like seed A"
           f"{' (correlated with -' + s['primary'] + ')' if not s['higher_is_better'] else ''}. Wall seconds on "
           f"this shared machine; CPU seconds = each process's CPU time (one torch thread).\n")
+    _print_table(s)
+    part = s.get("part")
+    if part is not None:
+        print(f"The same on the genotypes of {part['part_file']} ({part['genotypes']['complete']} of "
+              f"{part['genotypes']['listed']} complete; the same runs):\n")
+        _print_table(part)
+
+
+def _print_table(s: dict) -> None:
+    from edgenas.train.bench_tables import headline, markdown_table
+
     if s.get("estimates"):
         ref = s["reference"]
         print(markdown_table(s))

@@ -270,6 +270,23 @@ def test_end_to_end_cli_on_digits(tiny: Path, whole: dict, tmp_path: Path) -> No
     assert s["settings"]["seeds"] == {"a": 0, "b": 1, "short": 2, "proxy": 3}
     assert all(r["complete"] and 0 <= r["a"] <= 100 for r in s["rows"])
     assert _figures(s) == _figures(whole)  # two processes give what one gave
+    # --table-on: the same runs, also summarised on a part of the list (nothing trained for it)
+    part_file = tmp_path / "part.txt"
+    part_file.write_text("\n".join(r["genotype"] for r in s["rows"][1:]) + "\n")
+    res = CliRunner().invoke(app, ["bench-proxies", str(tiny), "--genotypes", "3", "--out", str(out),
+                                   "--resamples", "50", "--report-only", "--table-on", str(part_file)])
+    assert res.exit_code == 0, res.output
+    assert f"the same on {part_file}" in " ".join(res.output.split())
+    p = json.loads(out.read_text())["part"]
+    assert p["part_file"] == str(part_file) and p["genotypes"] == {"listed": 2, "complete": 2, "runs_done": 8,
+                                                                  "runs_total": 8}
+    assert p["rows"] == s["rows"][1:]
+    a, b = [r["a"] for r in s["rows"][1:]], [r["b"] for r in s["rows"][1:]]
+    assert p["estimates"]["seed_b"]["tau"] == pytest.approx(kendalltau(b, a).statistic, nan_ok=True)
+    part_file.write_text("stage0_block=conv7x7\n")
+    res = CliRunner().invoke(app, ["bench-proxies", str(tiny), "--genotypes", "3", "--out", str(out),
+                                   "--report-only", "--table-on", str(part_file)])
+    assert res.exit_code != 0 and isinstance(res.exception, ConfigError) and res.exception.field == "--table-on"
     # another preset into the same folder is refused, naming the folder
     res = CliRunner().invoke(app, ["bench-proxies", str(tiny), "--genotypes", "3", "--out", str(out),
                                    "--preset", "smoke"])

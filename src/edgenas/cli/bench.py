@@ -113,6 +113,9 @@ def bench_proxies(
     first: Optional[str] = typer.Option(None, "--first", help="A file of genotypes (as for --genotypes, each of them "
                                         "listed there) whose runs come before the others', e.g. the randomly drawn "
                                         "part of the list: a partial run then covers them first."),
+    table_on: Optional[str] = typer.Option(None, "--table-on", help="A file of genotypes (part of --genotypes): "
+                                           "also the table on them alone, e.g. the randomly drawn part of the "
+                                           "list (the same runs, nothing trained for it)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     from edgenas.cli.train import _need_torch
@@ -132,6 +135,7 @@ def bench_proxies(
     space = load_space(config)
     listed = bp.read_genotypes(space, genotypes, sample_seed=sample_seed)
     first_ids = {g.arch_id for g in bp.read_part(space, first, listed, field="--first")} if first else set()
+    part = bp.read_part(space, table_on, listed, field="--table-on") if table_on else None
     bar = Progress(TextColumn("[bold]bench-proxies[/] {task.fields[last]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not progress)
     with bar:
@@ -146,7 +150,8 @@ def bench_proxies(
 
         try:
             run = bp.run_bench(settings, listed, out, jobs=jobs, resamples=resamples, train=not report_only,
-                               on_record=on_record, on_start=on_start, first=first_ids)
+                               on_record=on_record, on_start=on_start, first=first_ids,
+                               part=None if part is None else (table_on, part))
         except KeyboardInterrupt as e:
             e.args = (bp.resume_hint(sys.argv),)
             raise
@@ -154,6 +159,9 @@ def bench_proxies(
     _print_table(s, "cheap estimates")
     n = s["genotypes"]
     console.print(tables.headline(s), markup=False, highlight=False)
+    if "part" in s:
+        _print_table(s["part"], f"the same on {s['part']['part_file']}")
+        console.print(tables.headline(s["part"]), markup=False, highlight=False)
     console.print(f"{n['runs_done']} of {n['runs_total']} runs kept ({run.done_now} now); {out}", markup=False,
                   highlight=False)
     for f in run.failed:

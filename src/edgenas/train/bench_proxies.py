@@ -157,14 +157,16 @@ def make_settings(config: str, *, preset: str = "full", resolution: str | None =
                          max(1, recipe.epochs // SHORT_FRACTION), seeds, data=described)
 
 
-def read_genotypes(space: SearchSpace, spec: str, *, sample_seed: int = 0) -> list[Genotype]:
+def read_genotypes(space: SearchSpace, spec: str, *, sample_seed: int = 0,
+                   field: str = "--genotypes") -> list[Genotype]:
     """`spec`: a number N (N distinct genotypes drawn at random, seeded; all of them if the space has no
-    more) or a file with one genotype per line (name=value,...; `#` comments and blank lines skipped)."""
+    more) or a file with one genotype per line (name=value,...; `#` comments and blank lines skipped).
+    `field`: the option errors name."""
     text = spec.strip()
     if text.isdigit():
         n = int(text)
         if n < 2:
-            raise ConfigError(f"at least 2 genotypes are needed to rank anything, got {n}", field="--genotypes")
+            raise ConfigError(f"at least 2 genotypes are needed to rank anything, got {n}", field=field)
         if n >= space.size():
             return list(space.enumerate())
         rng = random.Random(sample_seed)
@@ -176,7 +178,7 @@ def read_genotypes(space: SearchSpace, spec: str, *, sample_seed: int = 0) -> li
     path = Path(text)
     if not path.is_file():
         raise ConfigError("expected a number of genotypes or a file of genotypes (one per line): no such file",
-                          source=text, field="--genotypes")
+                          source=text, field=field)
     out: dict[str, Genotype] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -185,12 +187,12 @@ def read_genotypes(space: SearchSpace, spec: str, *, sample_seed: int = 0) -> li
         try:
             g = space.parse_genotype(line)
         except ConfigError as e:
-            raise ConfigError(f"line {lineno}: {e.message}", source=str(path), field="--genotypes") from None
+            raise ConfigError(f"line {lineno}: {e.message}", source=str(path), field=field) from None
         if g.arch_id in out:
-            raise ConfigError(f"line {lineno}: {line} is listed twice", source=str(path), field="--genotypes")
+            raise ConfigError(f"line {lineno}: {line} is listed twice", source=str(path), field=field)
         out[g.arch_id] = g
     if len(out) < 2:
-        raise ConfigError("at least 2 genotypes are needed to rank anything", source=str(path), field="--genotypes")
+        raise ConfigError("at least 2 genotypes are needed to rank anything", source=str(path), field=field)
     return list(out.values())
 
 
@@ -200,7 +202,7 @@ def read_part(space: SearchSpace, spec: str, listed: Sequence[Genotype], *, fiel
     if not Path(spec).is_file():
         raise ConfigError("expected a file of genotypes (one per line): no such file", source=spec, field=field)
     ids = {g.arch_id for g in listed}
-    part = read_genotypes(space, spec)
+    part = read_genotypes(space, spec, field=field)
     stray = [str(g) for g in part if g.arch_id not in ids]
     if stray:
         raise ConfigError(f"{stray[0]} is not in the --genotypes list ({len(stray)} such)", source=spec, field=field)
@@ -451,10 +453,13 @@ class BenchRun:
 def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path, *, jobs: int = 1,
               threads: int = 1, resamples: int = 1000, train: bool = True,
               on_record: Callable[[Item, dict[str, Any], int, int], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None, first: Collection[str] = ()) -> BenchRun:
+              on_start: Callable[[int, int], None] | None = None, first: Collection[str] = (),
+              part: tuple[str, Sequence[Genotype]] | None = None) -> BenchRun:
     """Run what is not done yet (unless `train` is False), then summarise every kept record into `out`.
     `on_record(item, record, done, total)` after each finished unit; `on_start(to_do, total)` before;
-    `first`: arch_ids whose units are done before the others' (see `plan`)."""
+    `first`: arch_ids whose units are done before the others' (see `plan`). `part` (its file and genotypes,
+    part of the list): the same summary on those alone as well, under `part` (e.g. the randomly drawn part of
+    a list that also names hand-chosen networks)."""
     from edgenas.processes import WorkerDied, run_in_workers
 
     out = Path(out)
@@ -481,6 +486,12 @@ def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path,
                 on_record(todo[i], result, done_before + done_now, len(items))
     records = {it.key: read_done(runs / f"{it.key}.json") for it in items}
     summary = summarise(settings, space, genotypes, items, records, resamples=resamples)
+    if part is not None:
+        ids = {g.arch_id for g in part[1]}
+        part_items = [it for it in items if it.arch_id in ids]
+        summary["part"] = {**summarise(settings, space, part[1], part_items,
+                                       {it.key: records[it.key] for it in part_items}, resamples=resamples),
+                           "part_file": part[0]}
     summary["failed"] = failed
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, summary)
