@@ -112,6 +112,10 @@ def test_supernet_rows_equal_scipy_and_cost_counts_everything(tmp_path: Path) ->
         assert d["tau_ci"][0] <= d["tau_ci"][1] and d["b"] != "seed_b"
     best = next(k for k in summary["ranking"] if not k.startswith("supernet_"))
     assert f"tau minus {best}'s (paired bootstrap): supernet, SPOS (3 ep) " in bs.headline(summary)
+    # the issue's "above every cheap estimate": how many differences' intervals lie above 0, per supernet
+    above = sum(1 for (x, _), d in diffs.items() if x == "supernet_spos" and d["tau_ci"][0] > 0)
+    spos = next(x for x in bs.headline(summary).split("; ") if x.startswith("supernet, SPOS (3 ep):"))
+    assert spos.endswith(f", above {above} of the {len(diffs) // 3} cheap estimates beyond the paired interval")
 
 
 def test_table_on_a_part_of_the_list_uses_the_same_supernets(tmp_path: Path) -> None:
