@@ -263,9 +263,10 @@ def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Se
                 b["wtau"].append(wt)
                 b["wrho"].append(wr)
     out: dict[str, Any] = {}
+    joined: dict[str, dict[str, np.ndarray]] = {}  # each estimate's resampled figures, joined once for every use
     for name, v in est.items():
         tau, rho = rank_correlations(v, ref)
-        b = {k: np.concatenate(s) if s else np.zeros(0) for k, s in boot[name].items()}
+        b = joined[name] = {k: np.concatenate(s) if s else np.zeros(0) for k, s in boot[name].items()}
         entry: dict[str, Any] = {"tau": tau, "tau_ci": _interval(b["tau"], confidence), "spearman": rho,
                                  "spearman_ci": _interval(b["spearman"], confidence),
                                  "top_k": top_k_overlap(v, ref, top_k)}
@@ -283,9 +284,8 @@ def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Se
     for a, b in differences:
         d: dict[str, Any] = {"a": a, "b": b}
         for stat in ("tau", "spearman"):
-            ba, bb = (np.concatenate(boot[x][stat]) if boot[x][stat] else np.zeros(0) for x in (a, b))
             d[stat] = out[a][stat] - out[b][stat]
-            d[f"{stat}_ci"] = _interval(ba - bb, confidence)
+            d[f"{stat}_ci"] = _interval(joined[a][stat] - joined[b][stat], confidence)
         diffs.append(d)
     return {"n": n, "resamples": len(idx), "confidence": confidence, "bootstrap_seed": seed,
             "estimates": out, "differences": diffs}

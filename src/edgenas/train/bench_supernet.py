@@ -534,5 +534,4 @@ def _above(name: str, others: Sequence[str], diffs: Mapping[tuple[str, str], Map
     ds = [d for o in others if (d := diffs.get((name, o))) is not None]
     if not ds:
         return ""
-    above = sum(1 for d in ds if bp.finite(d["tau_ci"][0]) and d["tau_ci"][0] > 0)
-    return f", above {above} of the {len(ds)} cheap estimates beyond the paired interval"
+    return f", above {tables.beyond_zero(ds)} of the {len(ds)} cheap estimates beyond the paired interval"

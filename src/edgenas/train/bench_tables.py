@@ -92,6 +92,10 @@ def _lead(summary: Mapping[str, Any]) -> str:
     if not lead:
         return ""
     first = lead[0]
-    above = sum(1 for d in lead if finite(d["tau_ci"][0]) and d["tau_ci"][0] > 0)
     return (f"; tau minus the runner-up's ({first['b']}, paired bootstrap) {corr_cell(first['tau'], first['tau_ci'])}; "
-            f"above {above} of the {len(lead)} others beyond the paired interval")
+            f"above {beyond_zero(lead)} of the {len(lead)} others beyond the paired interval")
+
+
+def beyond_zero(differences: Sequence[Mapping[str, Any]]) -> int:
+    """How many tau differences have their whole paired interval above 0 (better beyond the noise)."""
+    return sum(1 for d in differences if finite(d["tau_ci"][0]) and d["tau_ci"][0] > 0)
