@@ -8,11 +8,12 @@ JOBS   ?= 0
 TORCH  ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test bench clean help
+.PHONY: install demo test lint bench clean help
 
 help:
 	@echo "make demo   - set up and run the seed study (sweep + report) on the Ethos-U55-256 profile"
-	@echo "make test   - set up and run the test suite (<15 min on 2 cores)"
+	@echo "make test   - set up and run the linter and the test suite (<15 min on 2 cores)"
+	@echo "make lint   - ruff on the sources, tests and benchmarks (pinned version; rules in pyproject.toml)"
 	@echo "make bench  - run the benchmarks and print figures for benchmarks/RESULTS.md"
 
 $(STAMP): pyproject.toml
@@ -31,10 +32,13 @@ demo: $(STAMP)
 	@echo "The study: $(DEMO_OUT)/report.html (Markdown: $(DEMO_OUT)/report.md; Chinese: $(DEMO_OUT)/zh/report.html)"
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
-test: $(STAMP)
+test: lint
 	bash scripts/system-deps.sh
 	$(PY) -m pytest -n 2 -q tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py

@@ -118,11 +118,11 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
 
-    from executorch.version import __version__ as et_version
+    from ethosu.vela import __version__ as vela_version
     from executorch.backends.arm.ethosu import EthosUCompileSpec, EthosUPartitioner
     from executorch.backends.arm.quantizer import EthosUQuantizer, get_symmetric_quantization_config
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
-    from ethosu.vela import __version__ as vela_version
+    from executorch.version import __version__ as et_version
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     out = Path(a.out)

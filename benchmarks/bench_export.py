@@ -493,7 +493,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             cpu = str(s.get("cpu_op_count", len(s["cpu_ops"])))
             if s.get("io_quant_ops"):
                 cpu += f" (+{s['io_quant_ops']})"
-            names = sorted(set(o.split(".")[-2] if o.count(".") >= 2 else o for o in s["cpu_ops"]))
+            names = sorted({o.split(".")[-2] if o.count(".") >= 2 else o for o in s["cpu_ops"]})
             if names:
                 cpu += ": " + ", ".join(names)
             sram = _f(s["sram_kib"], ".1f") + (f" (sum {s['sram_kib_sum']:.1f})" if "sram_kib_sum" in s else "")
@@ -517,7 +517,6 @@ def main() -> None:
     if unknown:
         ap.error(f"--networks: unknown {', '.join(unknown)}; allowed: {', '.join(NETWORKS)}")
     import torch
-
     from machine import describe
 
     from edgenas.hardware.profile import load_profile

@@ -29,15 +29,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))  # machine.py
 
-from machine import describe  # noqa: E402
+from machine import describe
 
-from edgenas.export.prune import plan_widths  # noqa: E402
-from edgenas.graph.blocks import BlockArgs, apply_block  # noqa: E402
-from edgenas.graph.channels import pruned_graph  # noqa: E402
-from edgenas.graph.ir import Graph  # noqa: E402
-from edgenas.hardware.profile import load_profile  # noqa: E402
-from edgenas.hardware.vela import VelaEvaluator, compiler_version  # noqa: E402
-from edgenas.space.space import load_space  # noqa: E402
+from edgenas.export.prune import plan_widths
+from edgenas.graph.blocks import BlockArgs, apply_block
+from edgenas.graph.channels import pruned_graph
+from edgenas.graph.ir import Graph
+from edgenas.hardware.profile import load_profile
+from edgenas.hardware.vela import VelaEvaluator, compiler_version
+from edgenas.space.space import load_space
 
 WIDTHS = (*range(1, 65), 72, 80, 96, 112, 128, 160, 192, 256)
 MULTIPLES = (1, 2, 4, 8, 16, 32)

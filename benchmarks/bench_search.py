@@ -22,8 +22,17 @@ from pathlib import Path
 
 from machine import describe
 
-from edgenas.search.bench import (INFORMED_ANCHORS, PROPOSALS_PER_BUDGET, Objective, Problem, RunResult,
-                                  checkpoints, run_bench, strategy_list, summarise)
+from edgenas.search.bench import (
+    INFORMED_ANCHORS,
+    PROPOSALS_PER_BUDGET,
+    Objective,
+    Problem,
+    RunResult,
+    checkpoints,
+    run_bench,
+    strategy_list,
+    summarise,
+)
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, uses_known
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -88,8 +88,8 @@ def run_preset(preset: str, tasks: list[str], jobs: int, out_dir: Path, ref_dir:
 
 
 def print_block(s: dict, cmd: str, minutes: float | None = None, log: str = "") -> None:
-    from edgenas.train.bench_tables import markdown_table
     from edgenas.train.bench_supernet import headline
+    from edgenas.train.bench_tables import markdown_table
 
     st, sn = s["settings"], s["supernet_settings"]
     n = s["genotypes"]

@@ -15,10 +15,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "hardware"))
 
-from hw_models import VELA_EXE, flow_net  # noqa: E402
+from hw_models import VELA_EXE, flow_net
 
-from edgenas.hardware import VelaEvaluator, load_profile, vela_cli_args  # noqa: E402
-from edgenas.tflite import graph_to_tflite  # noqa: E402
+from edgenas.hardware import VelaEvaluator, load_profile, vela_cli_args
+from edgenas.tflite import graph_to_tflite
 
 PROFILE = load_profile("ethos-u55-256")
 
@@ -60,7 +60,7 @@ def main(n: int = 20) -> None:
         with open(path, "wb") as f:
             f.write(model)
         cmd = [VELA_EXE, path, *vela_cli_args(PROFILE), "--output-dir", d]
-        cli = lambda c: (lambda: subprocess.run(c, capture_output=True, check=True))  # noqa: E731
+        cli = lambda c: (lambda: subprocess.run(c, capture_output=True, check=True))
         rows["vela CLI subprocess"] = _timed(cli(cmd), max(n // 4, 3))
         cmd_v = cmd + ["--verbose-performance"]
         rows["vela CLI --verbose-performance"] = _timed(cli(cmd_v), max(n // 4, 3))

@@ -41,7 +41,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
-
 from bench_proxies import _edgenas
 from machine import describe
 

@@ -13,13 +13,20 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from edgenas.processes import (Terminated, WorkerDied, interrupt_pending, interrupts_allowed, interrupts_deferred,
-                               run_in_workers)
+from edgenas.processes import (
+    Terminated,
+    WorkerDied,
+    interrupt_pending,
+    interrupts_allowed,
+    interrupts_deferred,
+    run_in_workers,
+)
 
 EDGENAS = str(Path(sys.executable).parent / "edgenas")
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG")
@@ -62,7 +69,7 @@ def _as_a_foreground_job() -> None:
 
 def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([EDGENAS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env, cwd=cwd, preexec_fn=_as_a_foreground_job)
+                            start_new_session=True, env=env, cwd=cwd, preexec_fn=_as_a_foreground_job)  # noqa: PLW1509 (single-threaded test)
 
 
 def finish(p: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -149,27 +156,24 @@ def signal_handlers() -> Iterator[None]:
 
 def test_deferred_interrupts_wait_for_an_allowed_block_or_the_end(signal_handlers: None) -> None:
     steps = []
-    with pytest.raises(Terminated):
-        with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.05)  # the handler has run: nothing raised, noted
-            steps.append(interrupt_pending())
-            os.kill(os.getpid(), signal.SIGINT)  # Terminated stays the one to raise
-            steps.append("after")
+    with pytest.raises(Terminated), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler has run: nothing raised, noted
+        steps.append(interrupt_pending())
+        os.kill(os.getpid(), signal.SIGINT)  # Terminated stays the one to raise
+        steps.append("after")
     assert steps == [True, "after"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # a second SIGTERM cannot cut the clean-up short
-    with pytest.raises(KeyboardInterrupt) as e:
-        with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            steps.append("deferred")
-            with interrupts_allowed():  # raised on entry
-                steps.append("not reached")
+    with pytest.raises(KeyboardInterrupt) as e, interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        steps.append("deferred")
+        with interrupts_allowed():  # raised on entry
+            steps.append("not reached")
     assert type(e.value) is KeyboardInterrupt and steps[-1] == "deferred"
-    with pytest.raises(Terminated):
-        with interrupts_deferred(), interrupts_allowed():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # raised at once
+    with pytest.raises(Terminated), interrupts_deferred(), interrupts_allowed():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # raised at once
 
 
 def test_deferred_interrupts_leave_an_ignored_ctrl_c_ignored(signal_handlers: None) -> None:

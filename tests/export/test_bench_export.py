@@ -18,7 +18,7 @@ from edgenas.sweep.rows import cpu_part_seconds
 from edgenas.train.builder import GraphModule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_export import cpu_seconds  # noqa: E402
+from bench_export import cpu_seconds
 
 
 def test_cpu_estimate_is_the_sweeps() -> None:

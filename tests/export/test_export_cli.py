@@ -157,8 +157,8 @@ def test_vela_cli_gives_the_summarys_figures_and_file(work: Path, tmp_path: Path
     assert s["sram_kib"] == pytest.approx(float(csv_row["sram_memory_used"]), rel=rel)
     assert s["offchip_flash_kib"] == pytest.approx(float(csv_row["off_chip_flash_memory_used"]), rel=rel)
     assert s["compiler_figures"]["cycles_total"] == pytest.approx(float(csv_row["cycles_total"]), rel=rel)
-    assert s["npu_ops"] == int(re.search(r"^NPU operators = (\d+)", stdout, re.M).group(1))
-    assert s["cpu_op_count"] == int(re.search(r"^CPU operators = (\d+)", stdout, re.M).group(1)) == 2
+    assert s["npu_ops"] == int(re.search(r"^NPU operators = (\d+)", stdout, re.MULTILINE).group(1))
+    assert s["cpu_op_count"] == int(re.search(r"^CPU operators = (\d+)", stdout, re.MULTILINE).group(1)) == 2
     ours = (work / "exp" / "model_int8_vela.tflite").read_bytes()
     theirs = (tmp_path / "model_int8_vela.tflite").read_bytes()
     assert len(ours) == len(theirs) == s["files"]["model_int8_vela.tflite"]["bytes"]
@@ -335,7 +335,7 @@ def test_tflm_arena_is_the_smallest_that_allocates(work: Path) -> None:
 
 @pytest.mark.parametrize("name", [*FAILURES, "taken"])
 def test_refusals_exit_2_naming_the_field_and_leave_nothing(work: Path, name: str) -> None:
-    code, out, err = results(work)[name]
+    code, _, err = results(work)[name]
     assert code == 2, err
     errors = [line for line in err.splitlines() if line.startswith("edgenas: error:")]
     assert len(errors) == 1 and err.strip().endswith(errors[0]) and "Traceback" not in err, err  # after progress

@@ -28,11 +28,11 @@ from int8_helpers import (
     write,
 )
 
+from edgenas.errors import GraphError
 from edgenas.export import int8_sim
 from edgenas.export.fixedpoint import round_half_away
 from edgenas.export.int8_sim import FakeQuantGraph, Int8Graph, dequantize, quantize
 from edgenas.graph.blocks import UPSAMPLERS, BlockArgs, apply_block
-from edgenas.errors import GraphError
 from edgenas.graph.ir import Graph
 from edgenas.space.space import load_space
 from edgenas.tflite.writer import GivenWeights
@@ -254,7 +254,7 @@ def test_tflm_fully_connected_rounds_twice() -> None:
     """FULLY_CONNECTED: LiteRT's reference kernel rounds acc * M once in double (ties away from zero);
     TFLite Micro uses MultiplyByQuantizedMultiplier's double rounding, which rounds acc * M = k + 1/4 up.
     Measured on the multiplier-1/4 construction: they differ by exactly 1 LSB, only where acc = 4k + 1 > 0."""
-    g, w, aq, x, m = tie_case("fully_connected")
+    g, w, aq, x, _ = tie_case("fully_connected")
     model = write(g, w, aq)
     ref, micro = run_litert_ref(model, g, x)[0], run_tflm(model, g, x)[0]
     gw = w["op"]
@@ -359,7 +359,7 @@ def test_flow_network_with_requantized_concat_inputs_bit_exact() -> None:
     if "per_input" not in getattr(quant, "CONCAT_MODES", ()):
         pytest.skip("this tree has no per-input concat quantisation")
     g = flow_graph("backbone=shufflenet,head1_block=shuffle")
-    w, aq = calibrated(g, concat="per_input")
+    _, aq = calibrated(g, concat="per_input")
     assert quant.requantized_concat_inputs(g, aq)  # some inputs really are requantised
     assert check_graph(g, concat="per_input") == (1.0, 1.0, 1.0)
 

@@ -124,7 +124,7 @@ def work(tmp_path_factory) -> Path:
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
     log["sigterm"] = {"rc": p.returncode, "err": err,
-                      "child_alive": any([_alive_after(c, 10.0) for c in children]),
+                      "child_alive": any(_alive_after(c, 10.0) for c in children),
                       "state": _state(killed)}
     # 2. SIGKILL in the prune stage, at its first checkpoint
     p = _start(d, "pipe.yaml", "--out", "killed")

@@ -45,7 +45,7 @@ from edgenas.train.builder import GraphModule
 from edgenas.train.recipe import TrainRecipe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from tiny_task import BlobTask, tiny_graph  # noqa: E402
+from tiny_task import BlobTask, tiny_graph
 
 trained_like = builder_tests.trained_like
 

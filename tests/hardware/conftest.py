@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # hw_models, tiny_tflite
 
-from hw_models import flow_net, residual_net  # noqa: E402
+from hw_models import flow_net, residual_net
 
-from edgenas.tflite import graph_to_tflite  # noqa: E402
+from edgenas.tflite import graph_to_tflite
 
 
 @pytest.fixture(scope="session")

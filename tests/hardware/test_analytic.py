@@ -39,7 +39,7 @@ def _fake_measurement(graph: Graph, coef: dict[str, np.ndarray]) -> Measurement:
         c = coef.get(f.kind)
         if c is None:
             continue
-        cyc = int(round(float(np.dot(c, f.vector()))))
+        cyc = round(float(np.dot(c, f.vector())))
         total += cyc
         rows.append(LayerRow("op", f.kind, "NPU", f.name, cyc, cyc, 0, 0, 0, 0, f.macs, 0.0, 0))
     return Measurement("ok", metrics={"cycles_total": total}, layers=tuple(rows))

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hw_models import DRAM_INI
 from ethosu.vela import architecture_features as af
+from hw_models import DRAM_INI
 
 from edgenas.errors import ConfigError
 from edgenas.hardware import (
@@ -171,7 +171,7 @@ def test_analytic_profile_rules() -> None:
         profile_from_mapping({"name": "x", "evaluator": "analytic", "sram_kib": 64})
     p = profile_from_mapping(
         {"name": "x", "evaluator": "analytic", "sram_kib": 64, "core_clock_hz": 1e8, "macs_per_cycle": 1,
-         "sram_bytes_per_cycle": 4}  # fmt: skip
+         "sram_bytes_per_cycle": 4}
     )
     assert p.accelerator_config is None and p.flash_bytes_per_cycle is None
 

@@ -11,6 +11,7 @@ import tiny_tflite
 from hw_models import residual_net
 
 from edgenas.errors import CompileError
+from edgenas.graph.ir import Graph
 from edgenas.hardware import (
     Measurement,
     VelaEvaluator,
@@ -19,7 +20,6 @@ from edgenas.hardware import (
     compiler_version,
     load_profile,
 )
-from edgenas.graph.ir import Graph
 from edgenas.hardware.vela import system_config_text
 from edgenas.tflite import graph_to_tflite
 

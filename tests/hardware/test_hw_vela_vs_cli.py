@@ -12,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hw_models import DRAM_INI, VELA_EXE
 from ethosu.vela import vela as vela_cli  # first: vela's own modules import each other in this order
 from ethosu.vela.nn_graph import TensorAllocator
 from ethosu.vela.tensor import Tensor
+from hw_models import DRAM_INI, VELA_EXE
 
 from edgenas.hardware import HardwareProfile, Measurement, VelaEvaluator, load_profile, vela_cli_args
 from edgenas.hardware.vela import compile_to_vela_tflite, compiler_options_text
@@ -34,7 +34,7 @@ def _profiles(tmp: Path) -> dict[str, HardwareProfile]:
         "u55-custom-ini-dram": load_profile(
             "ethos-u55-256",
             {"system_config": "U55_With_Dram", "memory_mode": "Dedicated_Sram", "vela_config": str(ini),
-             "sram_kib": 256, "flash_kib": None},  # fmt: skip
+             "sram_kib": 256, "flash_kib": None},
         ),
         "u65-256": load_profile("ethos-u65-256"),
         "u65-512": load_profile("ethos-u65-512"),
@@ -57,7 +57,7 @@ def run_cli(model: bytes, profile: HardwareProfile, out: Path) -> tuple[dict[str
 
 
 def _ops(stdout: str, kind: str) -> int:
-    return int(re.search(rf"^{kind} operators = (\d+)", stdout, re.M).group(1))  # type: ignore[union-attr]
+    return int(re.search(rf"^{kind} operators = (\d+)", stdout, re.MULTILINE).group(1))  # type: ignore[union-attr]
 
 
 def assert_same(m: Measurement, summary: dict[str, str], layers: list[dict[str, str]], stdout: str) -> None:

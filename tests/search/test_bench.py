@@ -15,17 +15,26 @@ import numpy as np
 import optuna
 import pytest
 import typer
+from search_helpers import EDGENAS
 from typer.testing import CliRunner
 
-import edgenas.search.bench as bench
 from edgenas.cli.bench import register
 from edgenas.errors import ConfigError
-from edgenas.search.bench import (INFORMED_ANCHORS, Objective, Problem, RunResult, evaluations_to_reach, parse_floor,
-                                  parse_objective, parse_strategy, run_bench, run_one, summarise)
+from edgenas.search import bench
+from edgenas.search.bench import (
+    INFORMED_ANCHORS,
+    Objective,
+    Problem,
+    RunResult,
+    evaluations_to_reach,
+    parse_floor,
+    parse_objective,
+    parse_strategy,
+    run_bench,
+    run_one,
+    summarise,
+)
 from edgenas.search.strategies import ANCHORS, DEFAULT_STRATEGY, Strategy
-
-from search_helpers import EDGENAS
-
 
 
 def synthetic_table(path: Path, seed: int = 0) -> Path:
@@ -55,7 +64,7 @@ def brute_hv(points: list[tuple[float, float]], floor: float, ref_lat: float) ->
     pts = [(a, t) for a, t in points if a > floor and t < ref_lat]
     xs = sorted({t for _, t in pts} | {ref_lat})
     area = 0.0
-    for x0, x1 in zip(xs, xs[1:]):
+    for x0, x1 in itertools.pairwise(xs):
         best = max((a for a, t in pts if t <= x0), default=floor)
         area += (best - floor) * (x1 - x0)
     return area
@@ -163,13 +172,13 @@ def test_repeats_spend_no_budget(tmp_path: Path) -> None:
 class _Stuck(optuna.samplers.BaseSampler):
     """Proposes the same architecture forever."""
 
-    def infer_relative_search_space(self, study, trial):  # noqa: ANN001, ANN201
+    def infer_relative_search_space(self, study, trial):
         return {}
 
-    def sample_relative(self, study, trial, search_space):  # noqa: ANN001, ANN201
+    def sample_relative(self, study, trial, search_space):
         return {}
 
-    def sample_independent(self, study, trial, name, dist):  # noqa: ANN001, ANN201
+    def sample_independent(self, study, trial, name, dist):
         return dist.choices[0]
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from search_helpers import EDGENAS
 
 from edgenas.analysis.marks import dominated_by, is_recommended
 from edgenas.space.space import load_space
-from search_helpers import EDGENAS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flow_search.yaml"

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from plugin_evaluators import FAKE
+from search_helpers import tiny_space
 
 from edgenas.errors import ConfigError
 from edgenas.hardware.profile import load_profile
 from edgenas.search.evaluators import EvalContext, build_stages
 from edgenas.space.space import load_space
-
-from plugin_evaluators import FAKE
-from search_helpers import tiny_space
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from search_helpers import EDGENAS, tiny_space, trials_of
 
 # 16 networks at 64x96 on an Ethos-U55-256 given 320 KiB of SRAM: the four with MBConv-e6 heads need 372 KiB

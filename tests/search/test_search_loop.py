@@ -14,19 +14,25 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from plugin_evaluators import pythonpath_env
+from search_helpers import EDGENAS, tiny_space
 
 from edgenas.errors import ConfigError
 from edgenas.hardware.profile import load_profile_spec
 from edgenas.search.evaluators import EvaluationFailed, Evaluator, Stage
 from edgenas.search.objectives import Constraint, Objective, Problem, StageResult, parse_constraint
-from edgenas.search.storage import (Claim, MeasurementKey, MeasurementStore, Record, normalise_storage_url,
-                                    open_storage, redact)
+from edgenas.search.storage import (
+    Claim,
+    MeasurementKey,
+    MeasurementStore,
+    Record,
+    normalise_storage_url,
+    open_storage,
+    redact,
+)
 from edgenas.search.study import create_or_load_study, trial_rows
 from edgenas.search.worker import run_trials
 from edgenas.space.genotype import Genotype
-
-from plugin_evaluators import pythonpath_env
-from search_helpers import EDGENAS, tiny_space
 
 BASE = tiny_space("loop_tiny", "ethos-u55-256:sram_kib=320")
 

@@ -10,7 +10,6 @@ import os
 import subprocess
 
 import pytest
-
 from search_helpers import EDGENAS, trials_of
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]

@@ -17,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from pg_server import PgServer, pg_server  # noqa: F401  (the fixture)
 from plugin_evaluators import pythonpath_env
 from search_helpers import EDGENAS, tiny_space
@@ -79,7 +78,7 @@ def test_two_workers_one_killed_mid_trial(pg_server: PgServer, tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     assert "ready" in r.stdout
 
-    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
+    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]  # noqa: SIM115 (open for the workers' lifetime)
     workers = [subprocess.Popen([EDGENAS, "worker", "--storage", url, "--study", study, "--no-progress"],
                                 stdout=logs[i], stderr=subprocess.STDOUT, env=env) for i in range(2)]
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))

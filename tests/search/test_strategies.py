@@ -14,8 +14,17 @@ import pytest
 from scipy.optimize import approx_fprime
 
 from edgenas.errors import ConfigError
-from edgenas.search.strategies import (DEFAULT_STRATEGY, PARENT_ATTR, MnasReward, RegularizedEvolutionSampler,
-                                       gp_available, make_sampler, make_strategy, strategy_names, suggest_genotype)
+from edgenas.search.strategies import (
+    DEFAULT_STRATEGY,
+    PARENT_ATTR,
+    MnasReward,
+    RegularizedEvolutionSampler,
+    gp_available,
+    make_sampler,
+    make_strategy,
+    strategy_names,
+    suggest_genotype,
+)
 from edgenas.search.strategies._gp import CategoricalGP, OneHot, PoolPosterior, Warp
 from edgenas.search.strategies._mo import crowding_distance, hv_improvement, nondominated_rank, sigma_gap
 

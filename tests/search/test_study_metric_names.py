@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from search_helpers import tiny_space
 
 from edgenas.search.storage import open_storage
 from edgenas.search.study import create_or_load_study, prepare_from_file, study_metric_names
 from edgenas.search.worker import run_trials
-
-from search_helpers import tiny_space
 
 METRIC_NAMES_KEY = "study:metric_names"  # where Optuna keeps them: a study system attribute
 

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from pg_server import PgServer, pg_server  # noqa: F401  (the fixture)
+from search_helpers import EDGENAS, trials_of
 
 from edgenas.errors import ConfigError
 from edgenas.search.study import prepare_from_file
 from edgenas.search.supernet_eval import loads_in_process
 from edgenas.train.supernet import evaluate_subnets, load_supernet, make_setup, train_supernet
-
-from pg_server import PgServer, pg_server  # noqa: F401  (the fixture)
-from search_helpers import EDGENAS, trials_of
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ import pytest
 from edgenas.errors import ConfigError
 from edgenas.search.table_eval import TableEvaluator
 from edgenas.space.genotype import Genotype
-from edgenas.space.nb201 import (NB201, NB201_EDGES, NB201_OPS, arch_string, builtin_table_spaces, parse_arch)
+from edgenas.space.nb201 import NB201, NB201_EDGES, NB201_OPS, arch_string, builtin_table_spaces, parse_arch
 
 ROOT = Path(__file__).resolve().parents[2]
 # The benchmark tables live in shared/ beside the repository (../shared), or inside it on some checkouts.

@@ -74,8 +74,8 @@ def test_single_objective_asks_the_pruner() -> None:
 
 # ---- successive halving ---------------------------------------------------------------------------------
 
-from edgenas.search.pareto import nondominated_sort  # noqa: E402
-from edgenas.search.train_eval import rungs, survives_rung  # noqa: E402
+from edgenas.search.pareto import nondominated_sort
+from edgenas.search.train_eval import rungs, survives_rung
 
 
 def test_rungs() -> None:

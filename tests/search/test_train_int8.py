@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from search_helpers import EDGENAS, trials_of
 
 from edgenas.errors import ConfigError
 from edgenas.hardware.profile import load_profile
 from edgenas.search.evaluators import EvalContext, build_stages
 from edgenas.search.study import RECORD_ATTR
 from edgenas.space.space import load_space
-
-from search_helpers import EDGENAS, trials_of
 
 CONFIG = """\
 name: digits_int8

@@ -9,10 +9,9 @@ import subprocess
 from pathlib import Path
 
 import optuna
+from search_helpers import EDGENAS
 
 from edgenas.search.study import RECORD_ATTR
-
-from search_helpers import EDGENAS
 
 CONFIG = """\
 name: digits_search

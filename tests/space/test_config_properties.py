@@ -50,7 +50,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     beside a copy of benchmarks/ (so `extends: ../benchmarks/flow_space.yaml` resolves too)."""
     root = tmp_path_factory.mktemp("configs")
     d = root / "examples"
-    only_yaml = lambda _, names: [n for n in names if not n.endswith(".yaml")]  # noqa: E731
+    only_yaml = lambda _, names: [n for n in names if not n.endswith(".yaml")]
     shutil.copytree(EXAMPLES, d, ignore=only_yaml)
     shutil.copytree(EXAMPLES.parent / "benchmarks", root / "benchmarks", ignore=only_yaml)
     return d

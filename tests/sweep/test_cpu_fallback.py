@@ -28,8 +28,8 @@ def test_depth_to_space_falls_back_and_end_to_end_fps_adds_the_cpu_part(tmp_path
     out, layers = tmp_path / "r.csv", tmp_path / "l.csv"
     subprocess.run([str(Path(sys.executable).with_name("edgenas")), "sweep", str(space_file), "--no-cache",
                     "--out", str(out), "--layers", str(layers)], check=True, capture_output=True)
-    rows = list(csv.DictReader(open(out)))
-    cpu_rows = [r for r in csv.DictReader(open(layers)) if r["target"] == "CPU"]
+    rows = list(csv.DictReader(out.open()))
+    cpu_rows = [r for r in csv.DictReader(layers.open()) if r["target"] == "CPU"]
     space = load_space(space_file)
     host_rate = 1.0e9  # host_cpu_macs_per_s of the ethos-u55-256 profile
     for r in rows:

@@ -4,7 +4,8 @@ Vela's C++ core in-process (configured exactly like `vela` does for an Ethos-U55
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

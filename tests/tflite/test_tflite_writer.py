@@ -7,7 +7,8 @@ import hashlib
 import os
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -121,7 +122,7 @@ def test_same_seed_same_bytes_other_seed_other_weights(run_tflite) -> None:
     assert a != c
     wa = run_tflite(a, g)[0]
     wc = run_tflite(c, g)[0]
-    by_name = lambda it: {d["name"]: d["index"] for d in it.get_tensor_details()}  # noqa: E731
+    by_name = lambda it: {d["name"]: d["index"] for d in it.get_tensor_details()}
     ia, ic = by_name(wa), by_name(wc)
     assert not np.array_equal(wa.get_tensor(ia["blk.expand.weights"]), wc.get_tensor(ic["blk.expand.weights"]))
 

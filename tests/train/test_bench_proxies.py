@@ -16,8 +16,18 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-from edgenas.analysis.fidelity import (MIN_GROUP, bootstrap_indices, ceiling, fidelity, finite_for_ranking,
-                                       kendall_tau_b, oriented, rank_correlations, spearman_rho, within_groups)
+from edgenas.analysis.fidelity import (
+    MIN_GROUP,
+    bootstrap_indices,
+    ceiling,
+    fidelity,
+    finite_for_ranking,
+    kendall_tau_b,
+    oriented,
+    rank_correlations,
+    spearman_rho,
+    within_groups,
+)
 from edgenas.errors import ConfigError
 from edgenas.train.trainer import load_checkpoint
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from scipy.stats import kendalltau, spearmanr
-
 from supernet_helpers import cli
 
 from edgenas.errors import ConfigError

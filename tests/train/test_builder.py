@@ -65,7 +65,7 @@ def trained_like(module: GraphModule, seed: int) -> GraphModule:
 def block_graph(block: str, stride: int, act: str) -> Graph:
     g = Graph("block")
     x = g.add_input("input", (1, 12, 16, 16))
-    g.mark_output(apply_block(g, block, x, "b", BlockArgs(16 if block != "shuffle" else 16, stride, act)))
+    g.mark_output(apply_block(g, block, x, "b", BlockArgs(16, stride, act)))
     return g
 
 

@@ -24,12 +24,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import supernet_helpers as h
 import torch
+from task_helpers import assert_close
 
 from edgenas.train.distributed import share
-
-import supernet_helpers as h
-from task_helpers import assert_close
 
 # supernet: 21 samples, 3 steps of batch 8 an epoch, the last batch (5) splits 3 / 2; stand-alone: 7 samples in
 # batches of 3 (2 / 1), the last one sample: rank 1 runs it again with weight 0
@@ -88,10 +87,11 @@ class Linear(torch.nn.Module):
 
 def _linear_runs(out: Path, rank: int) -> None:
     """The linear classifier trained by two processes (DDP, and a step function) and, on rank 0, by one."""
+    from tiny_task import BlobTask
+
     from edgenas.train import distributed
     from edgenas.train.recipe import TrainRecipe
     from edgenas.train.trainer import Trainer
-    from tiny_task import BlobTask
 
     recipe = TrainRecipe(epochs=1, batch_size=19, lr=0.5, optimizer="sgd", seed=3, threads=1)
     task = BlobTask()

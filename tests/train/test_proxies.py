@@ -10,12 +10,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_task import BlobTask, tiny_graph
 
 from edgenas.graph.ir import Graph
 from edgenas.train.builder import GraphModule
 from edgenas.train.proxies import BASELINES, PROXIES, proxy_scores
-
-from tiny_task import BlobTask, tiny_graph
 
 
 def ce(outputs, target):

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import supernet_helpers as h
 from supernet_helpers import cli
 

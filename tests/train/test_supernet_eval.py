@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import supernet_helpers as h
 import torch
 from torch import nn
 
@@ -17,8 +18,6 @@ from edgenas.train.supernet.evaluate import SubnetEvaluator, evaluate_subnets, e
 from edgenas.train.supernet.recalibrate import recalibrate_bn
 from edgenas.train.supernet.run import load_supernet, make_setup, train_supernet
 from edgenas.train.trainer import evaluate, load_checkpoint
-
-import supernet_helpers as h
 
 torch.set_num_threads(1)
 RES = (16, 16)

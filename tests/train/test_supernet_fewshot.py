@@ -7,14 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import supernet_helpers as h
 import torch
 
 from edgenas.errors import ConfigError
 from edgenas.train.supernet.evaluate import evaluate_subnets
 from edgenas.train.supernet.run import load_supernet, make_setup, train_supernet
 from edgenas.train.trainer import CHECKPOINT, load_checkpoint
-
-import supernet_helpers as h
 
 torch.set_num_threads(1)
 
@@ -91,7 +90,7 @@ def test_interrupted_split_run_resumes_to_the_same_stores(split_run, tmp_path) -
 
 
 def test_bad_split_input(split_run, tmp_path) -> None:
-    tmp, split = split_run
+    _, split = split_run
     cfg = h.write(tmp_path, DIGITS)
     for split_by, needle in (("depth", "not a choice with two or more options; allowed: stage0_block, "),
                              ("widths.stem", "not a choice")):
@@ -136,7 +135,7 @@ def test_parts_of_other_settings_are_refused(split_run, tmp_path) -> None:
     import json
     import shutil
 
-    tmp, split = split_run
+    _, split = split_run
     cfg = h.write(tmp_path, DIGITS)
     copy = tmp_path / "copy"
     shutil.copytree(split, copy)

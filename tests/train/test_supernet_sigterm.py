@@ -10,12 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import supernet_helpers as h
 import torch
 
 from edgenas.train.supernet.run import make_setup, train_supernet
 from edgenas.train.trainer import CHECKPOINT, load_checkpoint
-
-import supernet_helpers as h
 
 EDGENAS = str(Path(sys.executable).with_name("edgenas"))
 torch.set_num_threads(1)

@@ -4,6 +4,7 @@ sub-network changes another's weights exactly where they are shared."""
 from __future__ import annotations
 
 import pytest
+import supernet_helpers as h
 import torch
 
 from edgenas.errors import ConfigError
@@ -13,8 +14,6 @@ from edgenas.train.supernet.slots import block_family, graph_slots, tensor_shape
 from edgenas.train.supernet.store import build_store
 from edgenas.train.supernet.supernet import Supernet
 from edgenas.train.supernet.updates import KeepUnused
-
-import supernet_helpers as h
 
 RES = (16, 16)
 torch.set_num_threads(1)  # the tests' tiny networks; more threads only fight over a busy machine's cores

@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+import supernet_helpers as h
 import torch
 import torch.nn.functional as F
 
@@ -15,13 +16,11 @@ from edgenas.errors import ConfigError
 from edgenas.space.space import load_space
 from edgenas.train.supernet.run import make_setup, train_supernet
 from edgenas.train.supernet.sampling import extremes
-from edgenas.train.supernet.strategies import distill_loss, sandwich_plan, sandwich_step
 from edgenas.train.supernet.store import build_store
+from edgenas.train.supernet.strategies import distill_loss, sandwich_plan, sandwich_step
 from edgenas.train.supernet.supernet import Supernet
 from edgenas.train.tasks import make_task
 from edgenas.train.trainer import CHECKPOINT, load_checkpoint
-
-import supernet_helpers as h
 
 torch.set_num_threads(1)
 

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from task_helpers import assert_close
 
 from edgenas.errors import ConfigError
 from edgenas.train.tasks import Task, make_task
 from edgenas.train.tasks.classification import digits_arrays, render_digits_hard, seeded_split
-
-from task_helpers import assert_close
 
 
 def test_digits_resized_and_split():

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from task_helpers import assert_close
 
 from edgenas.errors import ConfigError
 from edgenas.space.space import load_space
@@ -15,8 +16,6 @@ from edgenas.train.builder import GraphModule
 from edgenas.train.tasks import flow_synthetic as synth
 from edgenas.train.tasks import make_task
 from edgenas.train.tasks.flow import FlowTask, downsample_target, flow_metric_sums, multiscale_loss
-
-from task_helpers import assert_close
 
 CLEAN = synth.SynthSettings(noise=0.0, blur=0.0, brightness=0.0)
 

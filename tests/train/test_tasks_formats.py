@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from task_helpers import assert_close
 
 from edgenas.errors import ConfigError
 from edgenas.train.tasks import make_task
 from edgenas.train.tasks.flow_formats import read_flo, read_kitti_flow, read_pair_list, read_png
-
-from task_helpers import assert_close
-
 
 # ---- fixture writers, from the specifications ----------------------------------------------------------
 

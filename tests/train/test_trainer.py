@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_task import HERE, BlobTask, tiny_graph
 
 from edgenas.errors import ConfigError
 from edgenas.train.builder import GraphModule
 from edgenas.train.curve import fit_learning_curve
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.trainer import BEST, CHECKPOINT, Trainer, load_checkpoint, lr_at
-
-from tiny_task import HERE, BlobTask, tiny_graph
 
 IDENTITY = {"space": "tiny", "space_key": "k", "arch_id": "a1", "genotype": "tiny"}
 RECIPE = TrainRecipe(epochs=4, batch_size=16, lr=0.01, seed=3, checkpoint_every=2, threads=1)

@@ -4,7 +4,8 @@ them and say where the recommended designs stand against what the search found. 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def is_recommended(genotype: Mapping[str, Any], recommended: Mapping[str, Sequence[str]]) -> bool:

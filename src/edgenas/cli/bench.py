@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -20,11 +20,11 @@ def bench_search(
     arch_col: str = typer.Option("arch", "--arch-col", help="Column holding the architecture (NAS-Bench-201 "
                                  "cell string, or NAME=VALUE,... per choice point)."),
     objective: list[str] = typer.Option(..., "--objective", help="COLUMN:max or COLUMN:min; repeat (two or more)."),
-    floor: Optional[list[str]] = typer.Option(None, "--floor", help="COLUMN=VALUE: the region of interest (an "
+    floor: list[str] | None = typer.Option(None, "--floor", help="COLUMN=VALUE: the region of interest (an "
                                               "accuracy floor) and that objective's reference point; repeatable."),
     budget: int = typer.Option(300, "--budget", help="Distinct architectures each strategy may evaluate."),
     seeds: int = typer.Option(10, "--seeds", help="Runs per strategy, seeds 0..N-1."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategies, each NAME or "
+    strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategies, each NAME or "
                                              "NAME:KEY=VALUE:...; NAME+floor (= NAME:floor=on) tells a strategy "
                                              "that reads constraints the --floor. The default and the anchors "
                                              "(random, nsga2, tpe; with --floor also nsga2+floor, tpe+floor) "
@@ -32,7 +32,7 @@ def bench_search(
     hardware_free: bool = typer.Option(False, "--hardware-free", help="The hardware objectives (every :min one, "
                                        "or those named by --free) are known for every architecture up front; "
                                        "only the others cost budget."),
-    free: Optional[list[str]] = typer.Option(None, "--free", help="With --hardware-free: the objective columns "
+    free: list[str] | None = typer.Option(None, "--free", help="With --hardware-free: the objective columns "
                                              "known up front (default: every :min objective)."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel processes over seeds x strategies (0 = one per core)."),
 ) -> None:
@@ -105,15 +105,15 @@ def bench_proxies(
     out: Path = typer.Option(..., "--out", "-o", help="The JSON to write; finished runs are kept in FILE.runs/."),
     preset: str = typer.Option("full", "--preset", help="full (the config as written) or smoke (tiny: minutes)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes, one torch thread each (0 = one per core)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW to train at (default: the "
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW to train at (default: the "
                                              "preset's, else train.resolution, else the space's first)."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the intervals."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the random draw when --genotypes is N."),
     report_only: bool = typer.Option(False, "--report-only", help="Train nothing: summarise the runs kept so far."),
-    first: Optional[str] = typer.Option(None, "--first", help="A file of genotypes (as for --genotypes, each of them "
+    first: str | None = typer.Option(None, "--first", help="A file of genotypes (as for --genotypes, each of them "
                                         "listed there) whose runs come before the others', e.g. the randomly drawn "
                                         "part of the list: a partial run then covers them first."),
-    table_on: Optional[str] = typer.Option(None, "--table-on", help="A file of genotypes (part of --genotypes): "
+    table_on: str | None = typer.Option(None, "--table-on", help="A file of genotypes (part of --genotypes): "
                                            "also the table on them alone, e.g. the randomly drawn part of the "
                                            "list (the same runs, nothing trained for it)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -121,10 +121,17 @@ def bench_proxies(
     from edgenas.cli.train import _need_torch
 
     _need_torch()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    from edgenas.cli._common import err, out as console
+    from edgenas.cli._common import err
+    from edgenas.cli._common import out as console
     from edgenas.space.space import load_space
     from edgenas.train import bench_proxies as bp
     from edgenas.train import bench_tables as tables
@@ -193,20 +200,20 @@ def bench_supernet(
                                   "file with one genotype per line (name=value,...)."),
     out: Path = typer.Option(..., "--out", "-o", help="The JSON to write; supernets and scores kept in FILE.runs/."),
     preset: str = typer.Option("full", "--preset", help="full (the config as written) or smoke (tiny: minutes)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="bench-proxies' JSON whose run folder "
+    reference: Path | None = typer.Option(None, "--reference", help="bench-proxies' JSON whose run folder "
                                              "(FILE.runs/) holds the reference (default: OUT.runs/reference.json, "
                                              "OUT being --out)."),
     strategies: str = typer.Option("spos,sandwich,sandwich-labels", "--strategies",
                                    help="Comma-separated: spos, sandwich, sandwich-labels."),
-    supernet_lr: Optional[float] = typer.Option(None, "--supernet-lr", help="The supernets' learning rate "
+    supernet_lr: float | None = typer.Option(None, "--supernet-lr", help="The supernets' learning rate "
                                                 "(default: the reference recipe's)."),
-    supernet_epochs: Optional[int] = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "
+    supernet_epochs: int | None = typer.Option(None, "--supernet-epochs", help="Epochs of every supernet "
                                                   "(default: the budget of short training of the list)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Few-shot supernets: one part per option of this "
+    split: str | None = typer.Option(None, "--split", help="Few-shot supernets: one part per option of this "
                                         "choice (e.g. backbone), the epochs shared out among the parts; runs "
                                         "apart from one-shot ones (use another --out)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes, one torch thread each (0 = one per core)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW (default: the preset's, else "
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW (default: the preset's, else "
                                              "train.resolution, else the space's first)."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the intervals."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the random draw when --genotypes is N."),
@@ -216,7 +223,7 @@ def bench_supernet(
                                             "as it stands: the supernets train while bench-proxies trains the "
                                             "reference in another process, and the table covers the genotypes "
                                             "it has finished."),
-    table_on: Optional[str] = typer.Option(None, "--table-on", help="A file of genotypes (part of --genotypes): "
+    table_on: str | None = typer.Option(None, "--table-on", help="A file of genotypes (part of --genotypes): "
                                            "also the table on them alone, e.g. the randomly drawn part of the "
                                            "list; the same supernets (trained for the whole list) and reference."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Print what starts and ends."),
@@ -225,7 +232,8 @@ def bench_supernet(
 
     _need_torch()
 
-    from edgenas.cli._common import err, out as console
+    from edgenas.cli._common import err
+    from edgenas.cli._common import out as console
     from edgenas.space.space import load_space
     from edgenas.train import bench_proxies as bp
     from edgenas.train import bench_supernet as bs

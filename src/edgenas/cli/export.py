@@ -4,7 +4,7 @@ torch is an optional extra: it is imported inside the command only; the logic is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -33,12 +33,12 @@ def export(
     config: str = typer.Argument(..., help="The space YAML the network was trained from."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="best.pt or checkpoint.pt of a training run."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to create (must not exist, or be empty)."),
-    genotype: Optional[str] = typer.Option(None, "--genotype", "-g", help="'default' or choices as name=value,... "
+    genotype: str | None = typer.Option(None, "--genotype", "-g", help="'default' or choices as name=value,... "
                                            "(default: the checkpoint's network); must be the checkpoint's network."),
-    hardware: Optional[str] = typer.Option(None, "--hardware", "-H", help="Profile name or YAML file, optionally "
+    hardware: str | None = typer.Option(None, "--hardware", "-H", help="Profile name or YAML file, optionally "
                                            "NAME:field=value,... Default: the space's first `hardware`, else "
                                            "ethos-u55-256."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW (default: the training "
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW (default: the training "
                                              "resolution)."),
     calibration_samples: int = typer.Option(200, "--calibration-samples", min=1, help="Training samples to "
                                             "calibrate activation ranges on."),
@@ -56,9 +56,9 @@ def export(
     from edgenas.space.space import load_space
 
     _need_torch()
-    from edgenas.export.deploy import ExportRequest, check_out_dir, export as run_export
-
     from edgenas.errors import ConfigError
+    from edgenas.export.deploy import ExportRequest, check_out_dir
+    from edgenas.export.deploy import export as run_export
     from edgenas.export.ptq import CONCAT_MODES, OBSERVERS
 
     for field, value, allowed in (("--observer", observer, OBSERVERS), ("--concat", concat, CONCAT_MODES)):

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from edgenas.cli._common import out
 
+
 def hardware_list() -> None:
     """List the built-in hardware profiles."""
     from edgenas.hardware.profile import list_profiles, load_profile

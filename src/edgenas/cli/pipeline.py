@@ -4,7 +4,6 @@ torch is an optional extra: it is imported inside the command only; the logic is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,7 +35,7 @@ field, before anything is written."""
 
 def pipeline(
     file: Path = typer.Argument(..., help="The pipeline YAML."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the file's `out:`)."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: the file's `out:`)."),
 ) -> None:
     from edgenas.cli.train import _need_torch
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -51,7 +52,7 @@ _WORKER_HELP = """Work on an existing study until it has its number of completed
     "measurement is repeated.")
 
 
-def _cache(cache: Optional[Path], no_cache: bool) -> str | None:
+def _cache(cache: Path | None, no_cache: bool) -> str | None:
     path = cache_option(cache, no_cache)
     return None if path is None else str(path)
 
@@ -102,9 +103,9 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _front_report(study: Any, storage_url: str, out_csv: Optional[Path]) -> None:
-    from edgenas.search.storage import redact
+def _front_report(study: Any, storage_url: str, out_csv: Path | None) -> None:
     from edgenas.analysis.marks import dominated_by, is_recommended
+    from edgenas.search.storage import redact
     from edgenas.search.study import pareto_front, study_objectives, trial_rows
 
     objectives = study_objectives(study)
@@ -156,7 +157,6 @@ def _recommended(study: Any) -> dict[str, tuple[str, ...]]:
     import yaml
 
     from edgenas.analysis.marks import recommended_from_config
-
     from edgenas.search.study import CONFIG_ATTR
 
     try:
@@ -168,20 +168,20 @@ def _recommended(study: Any) -> dict[str, tuple[str, ...]]:
 
 def search(
     config: str = typer.Argument(..., help="Space YAML with a `search:` section (see above)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL: sqlite:///FILE, a plain "
+    storage: str | None = typer.Option(None, "--storage", help="Optuna storage URL: sqlite:///FILE, a plain "
                                           "file path, or postgresql://USER:PASS@HOST:PORT/DB (for many workers). "
                                           "Default: sqlite under runs/<study>/study.db."),
-    study_name: Optional[str] = typer.Option(None, "--study", help="Study name (default: the space's name). "
+    study_name: str | None = typer.Option(None, "--study", help="Study name (default: the space's name). "
                                              "An existing study with this name is resumed."),
-    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=0, help="Total number of completed trials "
+    trials: int | None = typer.Option(None, "--trials", "-n", min=0, help="Total number of completed trials "
                                          "to reach (default: search.trials)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the strategy (default: search.seed); the same "
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the strategy (default: search.seed); the same "
                                        "seed gives the same proposals on one worker."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Search strategy: frontier (edgenas's default), "
+    strategy: str | None = typer.Option(None, "--strategy", help="Search strategy: frontier (edgenas's default), "
                                            "random, nsga2, nsga3, tpe, gp, evolution, mnas, or a plug-in's name "
                                            "(default: search.strategy, else frontier)."),
-    out_csv: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the front as CSV."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Compiler measurement cache (SQLite, keyed on the "
+    out_csv: Path | None = typer.Option(None, "--out", "-o", help="Also write the front as CSV."),
+    cache: Path | None = typer.Option(None, "--cache", help="Compiler measurement cache (SQLite, keyed on the "
                                          "model bytes; default as for sweep)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the compiler cache (the study's own "
                                   "measurement store is always used)."),
@@ -212,11 +212,11 @@ def search(
 def worker(
     storage: str = typer.Option(..., "--storage", help="Storage URL of the study (as given to `edgenas search`)."),
     study_name: str = typer.Option(..., "--study", help="Study name."),
-    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=0, help="Stop when the study has this many "
+    trials: int | None = typer.Option(None, "--trials", "-n", min=0, help="Stop when the study has this many "
                                          "completed trials (default: the number it was created with)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Base seed (default: the study's). Each worker session "
+    seed: int | None = typer.Option(None, "--seed", help="Base seed (default: the study's). Each worker session "
                                        "samples with its own seed derived from it."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Compiler measurement cache on this machine."),
+    cache: Path | None = typer.Option(None, "--cache", help="Compiler measurement cache on this machine."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the compiler cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -248,10 +248,8 @@ def worker(
 
 
 def _dispose(storage: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # disposal is a courtesy to the database; never fail the command on it
         storage.engine.dispose()
-    except Exception:  # disposal is a courtesy to the database; never fail the command on it
-        pass
 
 
 def register(app: typer.Typer) -> None:

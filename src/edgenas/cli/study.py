@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from edgenas.cli._common import cache_option, err, out
 
+
 def study(
     config: str = typer.Argument(..., help="Study config: a space YAML with `hardware:` and `report:` sections "
                                  "(e.g. examples/seed_head_upsample.yaml) or a built-in space name."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<space name>)."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/<space name>)."),
     lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
     train: bool = typer.Option(False, "--train", help="Also train the networks of `study.train` (else every design) "
                                "that fit the device, and add their accuracy to the report (needs a `task:` "
@@ -48,14 +48,14 @@ def study(
 def report(
     csv: Path = typer.Argument(..., help="A sweep CSV written by `edgenas sweep` or `edgenas study`."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.html and the plots."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="The space YAML the sweep came from: its "
+    config: str | None = typer.Option(None, "--config", "-c", help="The space YAML the sweep came from: its "
                                          "`report:` thresholds, baseline and the IR (tensors that do not fit)."),
-    layers: Optional[Path] = typer.Option(None, "--layers", help="Per-layer CSV (default: layers.csv beside the "
+    layers: Path | None = typer.Option(None, "--layers", help="Per-layer CSV (default: layers.csv beside the "
                                           "sweep CSV, if there)."),
     lang: str = typer.Option("en", "--lang", help="Report language: en or zh."),
-    key_resolution: Optional[str] = typer.Option(None, "--key-resolution", help="HxW of the key-results "
+    key_resolution: str | None = typer.Option(None, "--key-resolution", help="HxW of the key-results "
                                                  "section (default: the config's, else the middle one)."),
-    accuracy: Optional[Path] = typer.Option(None, "--accuracy", help="Trained results (accuracy.csv of "
+    accuracy: Path | None = typer.Option(None, "--accuracy", help="Trained results (accuracy.csv of "
                                             "`edgenas study --train`; default: accuracy.csv beside the sweep CSV, "
                                             "if there): adds EPE columns and the accuracy section."),
 ) -> None:

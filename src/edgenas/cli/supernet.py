@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -44,14 +43,14 @@ app = typer.Typer(help=_HELP, no_args_is_help=True, add_completion=False, pretty
 def train(
     config: str = typer.Argument(..., help="Space YAML with `task:` and `train:` (and `supernet:`) sections."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoint.pt, best.pt, supernet.json)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="spos, sandwich or sandwich-labels "
+    strategy: str | None = typer.Option(None, "--strategy", help="spos, sandwich or sandwich-labels "
                                            "(default: supernet.strategy, else sandwich)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default: train.epochs)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Train at this HxW only (default: "
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: train.epochs)."),
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="Train at this HxW only (default: "
                                              "supernet.resolutions, else train.resolution, else the space's "
                                              "first)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
-    split: Optional[str] = typer.Option(None, "--split", help="Few-shot: one sub-supernet per option of this "
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    split: str | None = typer.Option(None, "--split", help="Few-shot: one sub-supernet per option of this "
                                         "choice point (e.g. backbone), each trained for epochs / options epochs "
                                         "(default: supernet.split, else one supernet)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
@@ -83,9 +82,9 @@ def train(
 @app.command("evaluate")
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A folder written by `edgenas supernet train`."),
-    genotypes: List[str] = typer.Option(..., "--genotype", "-g", help="name=value,... (repeat for several; "
+    genotypes: list[str] = typer.Option(..., "--genotype", "-g", help="name=value,... (repeat for several; "
                                         "missing choices from the space's default)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW (default: the largest "
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW (default: the largest "
                                              "training resolution)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sub-network."),
 ) -> None:
@@ -123,7 +122,7 @@ def export(
     genotype: str = typer.Option(..., "--genotype", "-g", help="name=value,... of the sub-network."),
     out_file: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (the format `edgenas train` "
                                   "writes)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW of the BatchNorm "
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW of the BatchNorm "
                                              "recalibration (default: the largest training resolution)."),
 ) -> None:
     """Write one sub-network with its inherited weights (BatchNorm recalibrated) as a stand-alone checkpoint:

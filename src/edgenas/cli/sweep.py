@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -12,20 +11,21 @@ from rich.table import Table
 from edgenas.cli._common import cache_option, err, load_profiles, out, parse_resolutions
 from edgenas.errors import ConfigError
 
+
 def sweep(
     space: str = typer.Argument(..., help="A built-in space name (e.g. flow_head_upsample) or a space YAML file."),
     out_csv: Path = typer.Option(..., "--out", "-o", help="CSV to write: one row per network x resolution x profile."),
-    hardware: Optional[list[str]] = typer.Option(
+    hardware: list[str] | None = typer.Option(
         None, "--hardware", "-H", help="Hardware profile name or YAML file, optionally with changed fields "
         "(ethos-u55-256:sram_kib=1024); repeat to sweep several (e.g. the same NPU with 1, 2 and 4 MiB SRAM). "
         "Default: the space's `hardware`, else ethos-u55-256."),
-    resolution: Optional[list[str]] = typer.Option(
+    resolution: list[str] | None = typer.Option(
         None, "--resolution", "-r", help="HxW; repeat for several. Default: the space's resolutions."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
-    save_tflite: Optional[Path] = typer.Option(None, "--save-tflite", help="Write each candidate's int8 .tflite "
+    save_tflite: Path | None = typer.Option(None, "--save-tflite", help="Write each candidate's int8 .tflite "
                                                "here, named <arch_id>_<HxW>.tflite."),
-    layers: Optional[Path] = typer.Option(None, "--layers", help="Also write the per-layer table of every row."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (SQLite). Default: "
+    layers: Path | None = typer.Option(None, "--layers", help="Also write the per-layer table of every row."),
+    cache: Path | None = typer.Option(None, "--cache", help="Measurement cache (SQLite). Default: "
                                          "$EDGENAS_CACHE or ~/.cache/edgenas/measurements.sqlite."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compile everything; read and write no cache."),
 ) -> None:
@@ -49,7 +49,7 @@ def sweep(
 
 def measure(
     model: Path = typer.Argument(..., help="An int8 .tflite model."),
-    hardware: Optional[list[str]] = typer.Option(None, "--hardware", "-H", help="Profile(s), as for sweep; default "
+    hardware: list[str] | None = typer.Option(None, "--hardware", "-H", help="Profile(s), as for sweep; default "
                                                  "ethos-u55-256."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of tables."),
     no_layers: bool = typer.Option(False, "--no-layers", help="Leave out the per-layer table."),
@@ -99,14 +99,14 @@ def calibrate(
     space: str = typer.Argument(..., help="Built-in space name or YAML file whose candidates calibrate the model."),
     out_file: Path = typer.Option(..., "--out", "-o", help="Calibration JSON to write (use it as `calibration:` "
                                   "in an analytic profile)."),
-    hardware: Optional[str] = typer.Option(None, "--hardware", "-H", help="Compiler profile to calibrate against "
+    hardware: str | None = typer.Option(None, "--hardware", "-H", help="Compiler profile to calibrate against "
                                            "(default: the space's first `hardware`, else ethos-u55-256)."),
-    resolution: Optional[list[str]] = typer.Option(None, "--resolution", "-r", help="HxW; default: the space's."),
+    resolution: list[str] | None = typer.Option(None, "--resolution", "-r", help="HxW; default: the space's."),
     train_fraction: float = typer.Option(0.5, min=0.05, max=0.95, help="Share of architectures used to fit; the "
                                          "rest are held out to check the ranking."),
     seed: int = typer.Option(0, help="Seed of the train/test split."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Parallel compiler processes (0 = one per core)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Measurement cache (default as for sweep)."),
 ) -> None:
     """Fit the analytic evaluator's per-op coefficients to compiler measurements; report the held-out
     Spearman rank correlation of analytic vs compiler cycles."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -34,8 +34,14 @@ def _need_torch() -> None:
 
 
 def _progress_bar(label: str, disable: bool = False) -> Any:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn(f"[bold]{label}[/] epoch {{task.fields[epoch]}}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]}  {task.fields[metric]}"), TimeElapsedColumn(),
@@ -63,14 +69,14 @@ def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoint.pt, best.pt, run.json)."),
     genotype: str = typer.Option("default", "--genotype", "-g", help="'default' (the space's default genotype) or "
                                  "choices as name=value,...; missing ones from the default."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default: train.epochs)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW to train at (default: "
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: train.epochs)."),
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW to train at (default: "
                                              "train.resolution, else the space's first)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: train.seed); fixes the result on CPU."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: train.seed); fixes the result on CPU."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
+    init_from: Path | None = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
                                              "(same network; e.g. `edgenas supernet export`): fine-tuning with a "
                                              "fresh optimiser."),
 ) -> None:
@@ -107,9 +113,9 @@ def train(
 def evaluate(
     config: str = typer.Argument(..., help="The space YAML the network was trained from."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="best.pt or checkpoint.pt of a run."),
-    data: Optional[str] = typer.Option(None, "--data", help="A dataset the task knows (a file list, a folder, "
+    data: str | None = typer.Option(None, "--data", help="A dataset the task knows (a file list, a folder, "
                                        "...); default: the task's validation set."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="HxW (default: the run's)."),
+    resolution: str | None = typer.Option(None, "--resolution", "-r", help="HxW (default: the run's)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per batch."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
@@ -118,8 +124,8 @@ def evaluate(
     _need_torch()
     from edgenas.train.builder import GraphModule
     from edgenas.train.run import make_candidate, resolve_resolution
-    from edgenas.train.trainer import (check_identity, checkpoint_genotype, evaluate as run_eval, load_checkpoint,
-                                       load_weights)
+    from edgenas.train.trainer import check_identity, checkpoint_genotype, load_checkpoint, load_weights
+    from edgenas.train.trainer import evaluate as run_eval
 
     state = load_checkpoint(checkpoint)
     c = make_candidate(config, checkpoint_genotype(state))

@@ -17,9 +17,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ from edgenas.export.package import INT8_FILE, VELA_FILE, compile_for_device, fil
 from edgenas.export.ptq import CALIBRATION_SEED, calibration_batches
 from edgenas.hardware.profile import HardwareProfile
 
-__all__ = ["INT8_FILE", "VELA_FILE", "QAT_FILE", "SUMMARY_FILE", "ExportRequest", "build_export", "export"]
+__all__ = ["INT8_FILE", "QAT_FILE", "SUMMARY_FILE", "VELA_FILE", "ExportRequest", "build_export", "export"]
 QAT_FILE = "model_qat.pt"  # with --qat-epochs: the QAT'd float weights (an edgenas checkpoint)
 SUMMARY_FILE = "summary.json"
 SUMMARY_FORMAT = 1

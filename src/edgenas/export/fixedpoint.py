@@ -31,9 +31,18 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "ROUNDINGS", "quantize_multiplier", "round_half_away", "wrap", "saturating_rounding_doubling_high_mul",
-    "rounding_divide_by_pot", "multiply_by_quantized_multiplier", "srdhm_int16", "sdhm_int16",
-    "saturating_left_shift_int16", "downscale_multiplier_int16", "trunc_div",
+    "ROUNDINGS",
+    "downscale_multiplier_int16",
+    "multiply_by_quantized_multiplier",
+    "quantize_multiplier",
+    "round_half_away",
+    "rounding_divide_by_pot",
+    "saturating_left_shift_int16",
+    "saturating_rounding_doubling_high_mul",
+    "sdhm_int16",
+    "srdhm_int16",
+    "trunc_div",
+    "wrap",
 ]
 
 ROUNDINGS = ("double", "single", "half_even")

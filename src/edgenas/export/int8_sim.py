@@ -49,7 +49,7 @@ interface and int64 inside.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -65,8 +65,15 @@ from edgenas.train.builder import GraphModule, depth_to_space_dcr, same_padding
 
 KERNELS = ("litert", "tflm")
 
-__all__ = ["KERNELS", "Int8Graph", "FakeQuantGraph", "quantize", "dequantize", "resize_bilinear_int8",
-           "d2s_one_hot_weights"]
+__all__ = [
+    "KERNELS",
+    "FakeQuantGraph",
+    "Int8Graph",
+    "d2s_one_hot_weights",
+    "dequantize",
+    "quantize",
+    "resize_bilinear_int8",
+]
 
 _QMIN, _QMAX = -128, 127
 

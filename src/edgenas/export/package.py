@@ -7,8 +7,9 @@ so the two never disagree on a file name or a summary field.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from edgenas.errors import CompileError, ConfigError
 from edgenas.export import tflm

@@ -31,9 +31,10 @@ MMAC) and 0.358 against 0.399 (mbconv_e4); rounding to 16 kept more MACs and cos
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,10 +47,18 @@ from edgenas.train.builder import GraphModule
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.run import check_run_dir
 from edgenas.train.tasks.base import Task, TaskData
-from edgenas.train.trainer import BEST, Progress, TrainResult, Trainer, batches, evaluate, load_checkpoint
+from edgenas.train.trainer import BEST, Progress, Trainer, TrainResult, batches, evaluate, load_checkpoint
 
-__all__ = ["DEFAULT_ROUND_TO", "METHODS", "PruneResult", "channel_scores", "keep_indices", "plan_widths",
-           "prune_module", "prune_and_finetune"]
+__all__ = [
+    "DEFAULT_ROUND_TO",
+    "METHODS",
+    "PruneResult",
+    "channel_scores",
+    "keep_indices",
+    "plan_widths",
+    "prune_and_finetune",
+    "prune_module",
+]
 
 DEFAULT_ROUND_TO = 8  # measured: see the module docstring
 METHODS = ("l1", "bn", "taylor")

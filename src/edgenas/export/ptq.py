@@ -18,7 +18,8 @@ A tensor's calibrated range is the real interval its torchao int8 parameters rep
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +31,19 @@ from edgenas.tflite.quant import CONCAT_MODES, QuantParams, assign_activation_qu
 from edgenas.tflite.writer import FloatWeights, GivenWeights, graph_to_tflite
 from edgenas.train.builder import GraphModule
 
-__all__ = ["CALIBRATION_SEED", "CONCAT_MODES", "OBSERVERS", "calibrate_ranges", "calibration_batches",
-           "folded_weights", "make_observer", "quantize_weights",
-           "to_int8_tflite", "to_float_tflite", "weight_scales"]
+__all__ = [
+    "CALIBRATION_SEED",
+    "CONCAT_MODES",
+    "OBSERVERS",
+    "calibrate_ranges",
+    "calibration_batches",
+    "folded_weights",
+    "make_observer",
+    "quantize_weights",
+    "to_float_tflite",
+    "to_int8_tflite",
+    "weight_scales",
+]
 
 OBSERVERS = ("minmax", "moving_average", "histogram")
 CALIBRATION_SEED = 0  # which training samples calibrate: the same ones for every export of a network

@@ -33,9 +33,10 @@ import copy
 import json
 import math
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -51,7 +52,7 @@ from edgenas.train.builder import GraphModule
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.run import check_run_dir
 from edgenas.train.tasks.base import Task, TaskData
-from edgenas.train.trainer import BEST, Progress, TrainResult, Trainer, evaluate, load_checkpoint
+from edgenas.train.trainer import BEST, Progress, Trainer, TrainResult, evaluate, load_checkpoint
 
 __all__ = ["ACT_QUANT_FILE", "NEGLIGIBLE_LOSS", "QAT_LR_FACTOR", "QATModel", "QATResult", "int8_tflite",
            "qat_finetune", "qat_recipe", "recovered_fraction"]
@@ -63,7 +64,7 @@ ACT_QUANT_FILE = "act_quant.json"  # the fixed activation quantisation of a QAT 
 class QATModel(FakeQuantGraph):
     """`FakeQuantGraph` whose BatchNorm layers never leave eval mode (frozen statistics, see the docstring)."""
 
-    def train(self, mode: bool = True) -> "QATModel":
+    def train(self, mode: bool = True) -> QATModel:
         super().train(mode)
         for m in self.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -7,8 +7,8 @@ Blocks are looked up by a compact name (`conv3x3`, `dsconv5x5`, `mbconv_e4`, `mb
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from edgenas.errors import GraphError
 from edgenas.graph.ir import Graph

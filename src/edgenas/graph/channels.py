@@ -23,8 +23,8 @@ from the IR's own shape inference.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from edgenas.errors import GraphError
 from edgenas.graph.ir import Graph, Op

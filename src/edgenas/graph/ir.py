@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from edgenas.errors import GraphError
 
@@ -275,7 +276,7 @@ class Graph:
                 r, j = r_in, j_in
             for t in op.outputs:
                 rf[t], jump[t] = r, j
-        return {t: int(math.ceil(v)) for t, v in rf.items()}
+        return {t: math.ceil(v) for t, v in rf.items()}
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.ops)} ops, inputs={self.inputs}, outputs={self.outputs})"

@@ -6,8 +6,9 @@ its parameters with the values they allow, so a config is validated before anyth
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from edgenas.errors import GraphError
 from edgenas.graph.blocks import (

@@ -11,8 +11,8 @@ import ctypes
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 _libc = ctypes.CDLL(None)
 MAX_LOG_CHARS = 20_000

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Calibration:
                                          indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Calibration":
+    def load(cls, path: str | Path) -> Calibration:
         d = json.loads(Path(path).read_text())
         return cls(d["profile"], d["compiler"], {k: tuple(v) for k, v in d["coefficients"].items()})
 
@@ -138,13 +138,13 @@ class AnalyticEvaluator:
             cyc = max(cyc, 0.0)
             total += cyc
             util = 100.0 * f.macs / (cyc * p.macs_per_cycle) if cyc > 0 and f.macs else 0.0
-            rows.append(LayerRow(f.name, f.kind, "NPU" if p.accelerator_config else "CPU", f.name, int(round(cyc)),
-                                 int(round(cyc)), 0, 0, 0, 0, f.macs, util, 0))
+            rows.append(LayerRow(f.name, f.kind, "NPU" if p.accelerator_config else "CPU", f.name, round(cyc),
+                                 round(cyc), 0, 0, 0, 0, f.macs, util, 0))
         plan = graph.memory_plan()
         weights_kib = graph.weight_bytes / 1024
         metrics: dict[str, float | int] = {
-            "cycles_total": int(round(total)),
-            "cycles_npu": int(round(total)) if p.accelerator_config else 0,
+            "cycles_total": round(total),
+            "cycles_npu": round(total) if p.accelerator_config else 0,
             "fps": p.core_clock_hz / total if total > 0 else math.inf,
             "inference_ms": 1000.0 * total / p.core_clock_hz,
             "sram_kib": plan.peak_bytes / 1024,

@@ -14,7 +14,8 @@ import os
 import sqlite3
 import time
 import zlib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Self
 
 from edgenas.hardware import _velaconf as vc
 from edgenas.hardware.measurement import Measurement
@@ -192,7 +193,7 @@ class MeasurementCache:
             self._db.close()
         self._db = None
 
-    def __enter__(self) -> MeasurementCache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

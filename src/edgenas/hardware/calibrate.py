@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from edgenas.graph.ir import Graph
 from edgenas.hardware.analytic import AnalyticEvaluator, Calibration, fit_calibration, spearman

@@ -10,6 +10,7 @@ from __future__ import annotations
 from edgenas.hardware.measurement import Measurement
 from edgenas.hardware.profile import HardwareProfile, memory_layout
 
+
 def sram_demand_kib(measurement: Measurement, profile: HardwareProfile) -> float:
     """SRAM the design occupies on the device: the reported peak, plus weights when they share the SRAM."""
     m = measurement.metrics

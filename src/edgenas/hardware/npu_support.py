@@ -19,8 +19,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from ethosu.vela.tflite import BuiltinOperator, Model
 
@@ -56,7 +57,7 @@ _OP_NAMES = {v: k for k, v in vars(BuiltinOperator.BuiltinOperator).items() if n
 _REASON_RE = re.compile(
     r"Warning \(supported operators\) operator: (\w+), ofm: '([^']*)'\s*\n\s*Reason: "
     r"(.*?)(?=\n\s*\n|\nWarning|\Z)",
-    re.S,
+    re.DOTALL,
 )
 
 
@@ -275,7 +276,7 @@ def attribute(
     return tuple(placements)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _evaluator(profile: HardwareProfile) -> VelaEvaluator:
     return VelaEvaluator(profile, check_input=False)  # edgenas's own writer made the bytes
 

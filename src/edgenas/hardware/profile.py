@@ -12,9 +12,10 @@ import dataclasses
 import functools
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 import yaml
 from ethosu.vela.tensor import MemArea
@@ -67,7 +68,7 @@ MAX_KIB = 2**32
 def _no_bool(v: Any) -> Any:
     """YAML reads `true` as a boolean and pydantic would take it as 1: a size or a rate is never yes/no."""
     if isinstance(v, bool):
-        raise ValueError(f"must be a number, got {str(v).lower()}")
+        raise ValueError(f"must be a number, got {str(v).lower()}")  # noqa: TRY004 (pydantic wants ValueError)
     return v
 
 
@@ -249,9 +250,8 @@ def _resolve(spec: _Spec, source: str, base_dir: str | None) -> HardwareProfile:
     vela_ini = _file_field(spec.vela_config, base_dir, source, "vela_config")
     calibration = _file_field(spec.calibration, base_dir, source, "calibration",
                               " (make one with `edgenas calibrate`)")
-    if calibration:
-        if spec.evaluator != "analytic":
-            raise ConfigError("calibration only applies to evaluator: analytic", source=source, field="calibration")
+    if calibration and spec.evaluator != "analytic":
+        raise ConfigError("calibration only applies to evaluator: analytic", source=source, field="calibration")
     arena = spec.arena_cache_kib or spec.sram_kib
     if arena > spec.sram_kib:
         raise ConfigError(

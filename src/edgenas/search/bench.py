@@ -39,18 +39,26 @@ import multiprocessing as mp
 import os
 import statistics
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import moocore
 import numpy as np
 
 from edgenas.errors import ConfigError
 from edgenas.processes import child_initialiser, kill_executor
-from edgenas.search.strategies import (ANCHORS, DEFAULT_STRATEGY, make_strategy, reads_constraints,
-                                       strategy_names, suggest_genotype, uses_known)
+from edgenas.search.strategies import (
+    ANCHORS,
+    DEFAULT_STRATEGY,
+    make_strategy,
+    reads_constraints,
+    strategy_names,
+    suggest_genotype,
+    uses_known,
+)
 from edgenas.search.table_eval import TableEvaluator
 from edgenas.space.genotype import parse_genotype_text
 
@@ -157,7 +165,7 @@ class Problem:
             return ()
         return self.free or tuple(o.column for o in self.objectives if o.direction == "min")
 
-    def load(self) -> "Problem":
+    def load(self) -> Problem:
         cols = [o.column for o in self.objectives]
         if len(cols) < 2:
             raise ConfigError("bench-search needs at least two objectives (e.g. ACC:max and LAT:min)",
@@ -451,7 +459,7 @@ def summarise(problem: Problem, strategies: Sequence[StrategySpec], seeds: int, 
     the budget, and the fewest evaluations after which the default's median trajectory reaches it (None if
     it does not within the budget; the whole entry is None when the default or no anchor ran)."""
     out: dict[str, Any] = {"budget": budget, "seeds": seeds, "default": DEFAULT_STRATEGY, "strategies": {},
-                           "true_front_points": int(len(problem.true_front))}
+                           "true_front_points": len(problem.true_front)}
     medians: dict[str, np.ndarray] = {}
     final: dict[str, float] = {}
     for s in strategies:

@@ -18,9 +18,10 @@ import abc
 import csv
 import hashlib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -66,7 +67,7 @@ class Hints:
 
     known: Mapping[str, MetricValue] = field(default_factory=dict)
     objectives: tuple[tuple[str, str], ...] = ()
-    front: Callable[[], list[tuple[float, ...]]] = field(default=lambda: [])
+    front: Callable[[], list[tuple[float, ...]]] = field(default=list)
     prefix: str = ""
     should_prune: Callable[[int, float], bool] | None = None
     # Successive halving: record this candidate's value at a rung (a budget step), and read what the other
@@ -157,8 +158,8 @@ def _factory(type_name: str, *, source: str | None, fld: str) -> EvaluatorFactor
 
 def _register_training_evaluators() -> None:
     """`proxy` and `train` live in their own module (they need the training extra only when used)."""
+    import edgenas.search.supernet_eval
     import edgenas.search.train_eval  # noqa: F401  (registers them)
-    import edgenas.search.supernet_eval  # noqa: F401  (registers `supernet`)
 
 
 class _Common(BaseModel):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Literal
 
 from edgenas.errors import ConfigError
 from edgenas.hardware.profile import HardwareProfile
@@ -73,8 +74,7 @@ def parse_constraint(text: str, profile: HardwareProfile, available: Sequence[st
         raise ConfigError(f"no configured evaluator produces metric {metric!r}; available: {', '.join(available)}",
                           source=source, field=field_name)
     if rhs.lower() == "device":
-        base = next((k for k in _DEVICE_FIELDS if metric == k or metric.endswith("_" + k) or metric.endswith(k)),
-                    None)
+        base = next((k for k in _DEVICE_FIELDS if metric.endswith(k)), None)
         if base is None:
             raise ConfigError(f"`device` is a limit only for {', '.join(_DEVICE_FIELDS)}; give a number for {metric}",
                               source=source, field=field_name)

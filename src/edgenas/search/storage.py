@@ -19,10 +19,11 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc

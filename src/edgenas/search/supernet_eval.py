@@ -36,8 +36,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgenas.errors import ConfigError
-from edgenas.search.evaluators import (Cost, EvalContext, EvaluationFailed, Evaluator, MetricValue, _needs_network,
-                                       _options, register_evaluator)
+from edgenas.search.evaluators import (
+    Cost,
+    EvalContext,
+    EvaluationFailed,
+    Evaluator,
+    MetricValue,
+    _needs_network,
+    _options,
+    register_evaluator,
+)
 from edgenas.space.genotype import Genotype
 
 _SUPERNET_FILE = "supernet.json"  # as edgenas.train.supernet.run writes them (not imported: torch loads late)

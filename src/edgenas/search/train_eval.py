@@ -25,14 +25,24 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgenas.errors import ConfigError
-from edgenas.search.evaluators import (Cost, EvalContext, EvaluationFailed, Evaluator, Hints, MetricValue,
-                                       _needs_network, _options, register_evaluator)
+from edgenas.search.evaluators import (
+    Cost,
+    EvalContext,
+    EvaluationFailed,
+    Evaluator,
+    Hints,
+    MetricValue,
+    _needs_network,
+    _options,
+    register_evaluator,
+)
 from edgenas.space.genotype import Genotype
 
 
@@ -261,9 +271,8 @@ class TrainEvaluator(_TaskEvaluator):
     def _int8_metric(self, module: Any, best: Path) -> float:
         """The primary metric of the PTQ int8 file of the best epoch's weights, in LiteRT (docstring)."""
         from edgenas.errors import EdgeNasError
-        from edgenas.export.ptq import calibration_batches
         from edgenas.export.int8_eval import int8_metrics
-        from edgenas.export.ptq import to_int8_tflite
+        from edgenas.export.ptq import calibration_batches, to_int8_tflite
         from edgenas.train.trainer import load_checkpoint
 
         if best.exists():

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from edgenas.processes import interrupt_pending, interrupts_allowed, interrupts_deferred
 from edgenas.search.evaluators import EvaluationFailed, Hints, Stage

@@ -42,7 +42,7 @@ def parse_resolution(value: Any) -> tuple[int, int]:
 
 def _no_bool(v: Any) -> Any:
     if isinstance(v, bool):  # YAML `true` would otherwise count as 1
-        raise ValueError(f"must be an integer, got {str(v).lower()}")
+        raise ValueError(f"must be an integer, got {str(v).lower()}")  # noqa: TRY004 (pydantic wants ValueError)
     return v
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Genotype:
     space_key: str = ""
 
     @classmethod
-    def of(cls, values: Mapping[str, Any], space_key: str = "") -> "Genotype":
+    def of(cls, values: Mapping[str, Any], space_key: str = "") -> Genotype:
         return cls(tuple(values.items()), space_key)
 
     def as_dict(self) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import hashlib
 import itertools
 import json
 import random
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from edgenas.errors import ConfigError
 from edgenas.space.genotype import Genotype, parse_genotype_text

@@ -11,15 +11,15 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from edgenas.errors import ConfigError, GraphError
 from edgenas.graph.ir import Graph
 from edgenas.graph.networks import TEMPLATES, Template, get_template, total_stride
 from edgenas.space.config import MAX_DIM, SpaceConfig, format_resolution, load_space_config, resolve_space_path
 from edgenas.space.genotype import Genotype, parse_genotype_text
-
 
 WIDTH_PREFIX = "widths."  # a choice or tied key naming a channel width rather than a template parameter
 

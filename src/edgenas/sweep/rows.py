@@ -9,14 +9,15 @@ import io
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from edgenas.graph import ir as ir_module
 from edgenas.graph.ir import Graph
+from edgenas.hardware.fit import fit_flags
 from edgenas.hardware.measurement import Measurement
 from edgenas.hardware.profile import HardwareProfile
-from edgenas.hardware.fit import fit_flags
 from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from edgenas.graph.ir import Graph
 from edgenas.hardware.cache import MeasurementCache, cache_key_for_digest, model_digest

@@ -5,4 +5,4 @@ from edgenas.tflite.reader import TensorInfo, TfliteInfo, inspect_tflite
 from edgenas.tflite.weights import WEIGHTS_DESCRIPTION
 from edgenas.tflite.writer import GivenWeights, graph_to_tflite
 
-__all__ = ["GivenWeights", "TensorInfo", "TfliteInfo", "WEIGHTS_DESCRIPTION", "graph_to_tflite", "inspect_tflite"]
+__all__ = ["WEIGHTS_DESCRIPTION", "GivenWeights", "TensorInfo", "TfliteInfo", "graph_to_tflite", "inspect_tflite"]

@@ -13,10 +13,11 @@ layout is the one the schema modules would write. Constant data goes in with one
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 import flatbuffers
 import numpy as np
@@ -44,14 +45,14 @@ class _Recorder:
         return record
 
 
-@lru_cache(maxsize=None)
+@cache
 def _field(module: ModuleType, table: str, field: str) -> tuple[str, int, Any]:
     rec = _Recorder()
     getattr(module, f"{table}Add{field}")(rec, 0)
     return rec.seen
 
 
-@lru_cache(maxsize=None)
+@cache
 def _specs(module: ModuleType, table: str, keys: tuple[str, ...]) -> tuple[tuple[bool, Any], ...]:
     """(is offset, default) per field, to decide which fields are written."""
     return tuple((_field(module, table, k)[0] == "UOffsetTRelative", _field(module, table, k)[2]) for k in keys)
@@ -69,7 +70,7 @@ class _Layout:
     fields: tuple[tuple[int, int, bool], ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _layout(module: ModuleType, table: str, keys: tuple[str, ...], present: tuple[bool, ...]) -> _Layout:
     """Fields largest first (no padding between them in practice), each aligned to its size."""
     items = []

@@ -22,7 +22,7 @@ Graph is the same in both modes.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

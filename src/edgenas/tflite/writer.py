@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from ethosu.vela.tflite import (

@@ -319,9 +319,9 @@ def _run_proxies(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
 def _run_training(ctx: _Context, item: Item, g: Genotype) -> dict[str, Any]:
     import torch
 
+    from edgenas.train import store
     from edgenas.train.builder import GraphModule
     from edgenas.train.recipe import TrainRecipe
-    from edgenas.train import store
     from edgenas.train.run import store_key
     from edgenas.train.trainer import BEST, CHECKPOINT, Trainer, device_for_training
 

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from edgenas.errors import GraphError
 from edgenas.graph.ir import WEIGHTED_OPS, Graph, Op
 
-__all__ = ["GraphModule", "carries_batchnorm", "same_padding", "resize_bilinear_tflite", "depth_to_space_dcr"]
+__all__ = ["GraphModule", "carries_batchnorm", "depth_to_space_dcr", "resize_bilinear_tflite", "same_padding"]
 
 
 def carries_batchnorm(graph: Graph, op: Op) -> bool:

@@ -37,8 +37,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -6,7 +6,8 @@ Everything here is recorded with the run, so a figure can be traced back and re-
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +33,7 @@ class TrainRecipe(BaseModel):
     threads: int | None = Field(None, ge=1)  # torch CPU threads; default: torch's own choice
     grad_clip: float | None = Field(None, gt=0)
 
-    def with_overrides(self, **values: Any) -> "TrainRecipe":
+    def with_overrides(self, **values: Any) -> TrainRecipe:
         """A copy with the given fields replaced (None values are ignored), validated again."""
         data = self.model_dump()
         data.update({k: v for k, v in values.items() if v is not None})

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from edgenas.errors import ConfigError
 from edgenas.graph.ir import Graph
@@ -21,8 +23,8 @@ from edgenas.space.genotype import Genotype
 from edgenas.space.space import SearchSpace, load_space
 from edgenas.train import distributed, store
 from edgenas.train.builder import GraphModule
-from edgenas.train.records import write_json
 from edgenas.train.recipe import TrainRecipe, parse_train_section
+from edgenas.train.records import write_json
 from edgenas.train.tasks.base import DataProgress, Task
 from edgenas.train.trainer import BEST, CHECKPOINT, Progress, Trainer, TrainResult, device_for_training
 
@@ -76,7 +78,7 @@ def load_training_config(config: str, **recipe_overrides: Any) -> tuple[SearchSp
     recipe = parse_train_section(space.config.train, src)
     try:
         recipe = recipe.with_overrides(**recipe_overrides)
-    except Exception as e:  # pydantic ValidationError: an override out of range
+    except ValidationError as e:  # an override out of range
         raise ConfigError(" ".join(str(e).split())[:200], source=src, field="train") from None
     return space, task, recipe
 

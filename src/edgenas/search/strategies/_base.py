@@ -4,7 +4,8 @@ on the trial (`CONSTRAINTS_ATTR`), so the sampler reads them back from the study
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler

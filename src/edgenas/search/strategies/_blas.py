@@ -10,8 +10,9 @@ process is affected. Where the symbol or /proc is missing this is a no-op.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 _SETTERS: list[Any] | None = None
 

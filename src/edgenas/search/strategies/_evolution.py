@@ -19,7 +19,8 @@ P = 10, S = 3; the original paper P = 100, S = 25 for tens of thousands of model
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution

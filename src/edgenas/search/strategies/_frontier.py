@@ -41,7 +41,8 @@ four NAS-Bench-201 pairs and 1 was the best or within seed noise of the best on 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution

@@ -87,7 +87,7 @@ class CategoricalGP:
         self.log_s2, self.log_noise = float(p[2 * k]), float(p[2 * k + 1])
 
     def fit(self, codes: np.ndarray, y: np.ndarray, u: np.ndarray | None = None,
-            optimise: bool = True) -> "CategoricalGP":
+            optimise: bool = True) -> CategoricalGP:
         y = np.asarray(y, dtype=float)
         codes = np.asarray(codes, dtype=int)
         self._codes, self._u = codes, _side(u, len(y))

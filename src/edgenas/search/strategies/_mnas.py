@@ -18,8 +18,8 @@ so the Pareto front of what was evaluated is still computed from the real object
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from edgenas.errors import ConfigError
 
@@ -56,7 +56,7 @@ class MnasReward:
         return acc * (ratio ** self.w - self.penalty * max(0.0, ratio - 1.0) ** 2)
 
     @classmethod
-    def for_directions(cls, directions: Sequence[str], **options: object) -> "MnasReward":
+    def for_directions(cls, directions: Sequence[str], **options: object) -> MnasReward:
         """ACC = the first maximised objective, LAT = the first minimised one, unless given."""
         from edgenas.search.strategies._mo import signs
 

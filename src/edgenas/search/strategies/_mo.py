@@ -6,7 +6,7 @@ new point would add to a set, and the additive epsilon by which a point is domin
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import moocore
 import numpy as np

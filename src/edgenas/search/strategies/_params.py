@@ -6,7 +6,8 @@ are anything else (a tuple, a dict) is suggested by its options' `str()` and map
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import BaseTrial

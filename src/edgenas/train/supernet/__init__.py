@@ -15,5 +15,16 @@ from edgenas.train.supernet.run import load_supernet, make_setup, prepare_supern
 from edgenas.train.supernet.store import WeightStore, build_store
 from edgenas.train.supernet.supernet import Supernet
 
-__all__ = ["Supernet", "SubnetScore", "WeightStore", "build_store", "evaluate_subnets", "export_subnet",
-           "load_supernet", "make_setup", "prepare_supernet", "recalibrate_bn", "train_supernet"]
+__all__ = [
+           "SubnetScore",
+           "Supernet",
+           "WeightStore",
+           "build_store",
+           "evaluate_subnets",
+           "export_subnet",
+           "load_supernet",
+           "make_setup",
+           "prepare_supernet",
+           "recalibrate_bn",
+           "train_supernet",
+]

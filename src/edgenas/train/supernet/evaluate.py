@@ -12,9 +12,10 @@ candidate, model state), so `edgenas evaluate`, `edgenas export` and `edgenas tr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from edgenas.errors import ConfigError
 from edgenas.space.genotype import Genotype
@@ -74,7 +75,7 @@ def part_epochs(epochs: int, options: int) -> int:
     return max(1, math.ceil(epochs / options))
 
 
-def part_setup(setup: "SupernetSetup", option: Any) -> "SupernetSetup":
+def part_setup(setup: SupernetSetup, option: Any) -> SupernetSetup:
     """The one-shot setup of one part: the space pinned, the epochs shared out, no split."""
     choice = setup.settings.split
     assert choice is not None
@@ -86,7 +87,7 @@ def part_setup(setup: "SupernetSetup", option: Any) -> "SupernetSetup":
                    settings=setup.settings.model_copy(update={"split": None}), part=(choice, option))
 
 
-def part_setups(setup: "SupernetSetup") -> dict[str, "SupernetSetup"]:
+def part_setups(setup: SupernetSetup) -> dict[str, SupernetSetup]:
     choice = setup.settings.split
     assert choice is not None
     return {part_label(choice, o): part_setup(setup, o) for o in setup.space.choices[choice]}
@@ -100,7 +101,7 @@ def split_fingerprint(stores: dict[str, str]) -> str:
 
 @dataclass
 class PreparedSplit:
-    parts: dict[str, tuple["SupernetSetup", "Prepared | None"]]  # None: the part finished before
+    parts: dict[str, tuple[SupernetSetup, Prepared | None]]  # None: the part finished before
     identity: dict[str, Any]
 
 
@@ -117,7 +118,7 @@ _RECIPE_IGNORED = ("threads", "checkpoint_every")
 _SETTINGS_TRAINED = ("strategy", "random", "resolutions", "seed")
 
 
-def check_part_record(ps: "SupernetSetup", folder: Path, store: str) -> None:
+def check_part_record(ps: SupernetSetup, folder: Path, store: str) -> None:
     """A finished part was trained as `ps` would train it: identity (space, task, strategy, store shapes),
     recipe and the supernet settings that shape training; one line naming what differs."""
     import json
@@ -144,7 +145,7 @@ def check_part_record(ps: "SupernetSetup", folder: Path, store: str) -> None:
                           "into another --out", source=str(meta_path))
 
 
-def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False) -> PreparedSplit:
+def prepare_split(setup: SupernetSetup, out_dir: Path, *, resume: bool = False) -> PreparedSplit:
     """Every part's store and identity, checked against what a resumed run holds (finished parts against
     their records), before any training."""
     from edgenas.train.supernet.run import SUPERNET_FILE, prepare_supernet
@@ -185,7 +186,7 @@ def prepare_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False
     return PreparedSplit(parts, identity)
 
 
-def train_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False,
+def train_split(setup: SupernetSetup, out_dir: Path, *, resume: bool = False,
                 on_progress: Callable | None = None, on_data: Callable | None = None,
                 on_part: Callable[[str, int, int], None] | None = None,
                 prepared: PreparedSplit | None = None) -> TrainResult:
@@ -247,14 +248,14 @@ def train_split(setup: "SupernetSetup", out_dir: Path, *, resume: bool = False,
 class SplitNet:
     """The parts of a split supernet as one: each genotype served by the part holding its option."""
 
-    def __init__(self, space: SearchSpace, choice: str, parts: dict[Any, "Supernet"],
+    def __init__(self, space: SearchSpace, choice: str, parts: dict[Any, Supernet],
                  sources: dict[Any, dict[str, str]]) -> None:
         self.space = space
         self.choice = choice
         self.parts = parts
         self.sources = sources  # option -> {part, checkpoint, store}: what an export records
 
-    def part_of(self, g: Genotype) -> "Supernet":
+    def part_of(self, g: Genotype) -> Supernet:
         return self.parts[self._option_of(g)]
 
     def source_of(self, g: Genotype) -> dict[str, str]:
@@ -269,15 +270,15 @@ class SplitNet:
         raise ConfigError(f"genotype {g} has {self.choice}={value}, which no part of the supernet holds "
                           f"(parts: {', '.join(map(str, self.parts))})", field="genotype")
 
-    def subnet_module(self, g: Genotype, resolution: tuple[int, int]) -> "torch.nn.Module":
+    def subnet_module(self, g: Genotype, resolution: tuple[int, int]) -> torch.nn.Module:
         return self.part_of(g).subnet_module(g, resolution)
 
     @property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         return next(iter(self.parts.values())).device
 
 
-def load_split(run_dir: Path, meta: dict[str, Any], setup: "SupernetSetup") -> "LoadedSupernet":
+def load_split(run_dir: Path, meta: dict[str, Any], setup: SupernetSetup) -> LoadedSupernet:
     """A split supernet folder: every part loaded and checked, served as one."""
     from edgenas.train.supernet.run import LoadedSupernet, load_supernet
     from edgenas.train.supernet.sampling import Extremes, size_of

@@ -12,7 +12,7 @@ does not depend on the batch size.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn

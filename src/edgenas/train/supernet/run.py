@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -32,8 +33,15 @@ from edgenas.train import distributed
 from edgenas.train.recipe import TrainRecipe
 from edgenas.train.records import write_json
 from edgenas.train.run import check_resolution, check_run_dir, load_training_config, resolve_resolution, versions
-from edgenas.train.supernet.fewshot import (PreparedSplit, check_split, load_split, part_setup, prepare_split,
-                                           recorded_split, train_split)
+from edgenas.train.supernet.fewshot import (
+    PreparedSplit,
+    check_split,
+    load_split,
+    part_setup,
+    prepare_split,
+    recorded_split,
+    train_split,
+)
 from edgenas.train.supernet.sampling import Extremes, extremes
 from edgenas.train.supernet.settings import STRATEGIES, SupernetSettings, parse_supernet_section
 from edgenas.train.supernet.store import WeightStore, build_store, describe_shapes

@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,7 +45,7 @@ class SupernetSettings(BaseModel):
             raise ValueError("must list at least one HxW resolution")
         return [f"{h}x{w}" for h, w in (parse_resolution(r) for r in v)]
 
-    def with_overrides(self, **values: Any) -> "SupernetSettings":
+    def with_overrides(self, **values: Any) -> SupernetSettings:
         data = self.model_dump()
         data.update({k: v for k, v in values.items() if v is not None})
         return SupernetSettings.model_validate(data)

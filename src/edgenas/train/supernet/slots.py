@@ -25,7 +25,8 @@ thousands of sub-networks. A test checks it against `GraphModule.state_dict()` f
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from edgenas.graph.ir import WEIGHTED_OPS, Graph, Op
 from edgenas.graph.networks import BACKBONES

@@ -19,7 +19,7 @@ its vectors rescaled, as the task's own multi-scale targets are; class labels un
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

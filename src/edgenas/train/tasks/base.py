@@ -16,12 +16,12 @@ Conventions every task keeps:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
-
 
 DataProgress = Callable[[int, int], None]  # (done, total) while data are generated or read
 
