@@ -4,6 +4,10 @@ and on digits-hard, printed as markdown blocks for benchmarks/RESULTS.md.
   python benchmarks/bench_proxies.py smoke [--jobs 2]     # make bench: minutes on 2 cores
   python benchmarks/bench_proxies.py full  [--jobs 2]     # the committed genotype lists; about a day of 2 cores
   python benchmarks/bench_proxies.py pilot                # the measured pilot that sized `full`
+  python benchmarks/bench_proxies.py full --report-only   # train nothing: the tables of the runs kept so far
+
+`full` on flow prints three tables from the same runs: the whole list, its randomly drawn part
+(genotypes/flow_random.txt) and the seed study's 28 networks (genotypes/flow_seed.txt).
 
 Outputs: `smoke` to runs/bench_proxies/ (<task>-smoke.json and its runs beside it), afresh each time; `full`
 to benchmarks/reference/ (<task>-full.json and <task>-full.runs/), resumed where it stopped when run again.
@@ -42,6 +46,9 @@ TASKS = {"flow": (BENCH / "flow_space.yaml", BENCH / "genotypes" / "flow.txt"),
 # `full` trains these first (bench-proxies --first): the randomly drawn part of the list before the seed's
 # networks, so a partial reference is a random sample of the space (issue 11's fidelity table is on them)
 FIRST = {"flow": BENCH / "genotypes" / "flow_random.txt"}
+# `full` also prints the table on these alone (the same runs, nothing trained for it): the seed study's own
+# candidates, whose accuracy its report never measured
+ALSO_ON = {"flow": BENCH / "genotypes" / "flow_seed.txt"}
 SMOKE_GENOTYPES = 8
 
 
@@ -55,14 +62,14 @@ def out_dir(preset: str) -> Path:
     return FULL_OUT if preset == "full" else SMOKE_OUT
 
 
-def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
+def run_preset(preset: str, tasks: list[str], jobs: int, report_only: bool = False) -> None:
     out_dir(preset).mkdir(parents=True, exist_ok=True)
     print(f"### bench-proxies, preset {preset} ({datetime.date.today()})\n")
     print(f"Machine: {describe()}.\n")
     for name in tasks:
         cfg, lst = TASKS[name]
         out = out_dir(preset) / f"{name}-{preset}.json"
-        if preset == "smoke":  # measured afresh each time (`full` resumes instead)
+        if preset == "smoke" and not report_only:  # measured afresh each time (`full` resumes instead)
             shutil.rmtree(out.with_suffix(".runs"), ignore_errors=True)
             out.unlink(missing_ok=True)
         genotypes = str(SMOKE_GENOTYPES) if preset == "smoke" else str(lst.relative_to(ROOT))
@@ -71,8 +78,27 @@ def run_preset(preset: str, tasks: list[str], jobs: int) -> None:
         if preset == "full" and name in FIRST:  # trained first, and its own table: the random sample alone
             part = str(FIRST[name].relative_to(ROOT))
             cmd += ["--first", part, "--table-on", part]
+        if report_only:
+            cmd.append("--report-only")
         _, minutes = run_edgenas(cmd, preset)
         print_block(json.loads(out.read_text()), " ".join(["edgenas", *cmd[1:]]), minutes)
+        if preset == "full" and name in ALSO_ON:
+            print_also_on(cfg, lst, ALSO_ON[name], out)
+
+
+def print_also_on(cfg: Path, lst: Path, part_file: Path, out: Path) -> None:
+    """The table on a second part of the list, from the same kept runs."""
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    space = load_space(cfg)
+    listed = bp.read_genotypes(space, str(lst))
+    part = bp.read_part(space, str(part_file), listed, field="part file")
+    s = bp.summarise_part(bp.make_settings(str(cfg)), listed, out, (str(part_file.relative_to(ROOT)), part))
+    n = s["genotypes"]
+    print(f"The same on the genotypes of {s['part_file']} ({n['complete']} of {n['listed']} complete; the same "
+          f"runs):\n")
+    _print_table(s)
 
 
 def run_edgenas(cmd: list[str], preset: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -248,12 +274,14 @@ def main() -> None:
     ap.add_argument("mode", nargs="?", default="smoke", choices=("smoke", "full", "pilot"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--task", action="append", choices=tuple(TASKS), help="one task only (repeatable)")
+    ap.add_argument("--report-only", action="store_true", help="train nothing: print the tables of the runs kept "
+                    "so far (full: the committed reference)")
     a = ap.parse_args()
     tasks = a.task or list(TASKS)
     if a.mode == "pilot":
         pilot(tasks)
     else:
-        run_preset(a.mode, tasks, a.jobs)
+        run_preset(a.mode, tasks, a.jobs, a.report_only)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
   runs finished);
 - flow_random.txt: the FLOW_RANDOM drawn ones alone, in flow.txt's order (bench-proxies `--first`: the flow
   reference trains them before the seed networks, so a partial reference is a random sample of the space);
+- flow_seed.txt: the seed networks alone, in flow.txt's order (the `full` script's table on the seed study's
+  own candidates);
 - digits.txt: DIGITS_RANDOM networks drawn uniformly without replacement from benchmarks/digits_space.yaml.
 
 Drawn by a seeded generator, never picked by hand, and committed before any supernet figure is seen.
@@ -56,6 +58,8 @@ def texts() -> dict[Path, str]:
         + "\n".join(seed_nets + drawn) + "\n",
         HERE / "flow_random.txt": head.format(seed=SEED) + f"# the {FLOW_RANDOM} of flow.txt drawn at random from the "
         f"{n_flow - 28:,} networks other than the seed's\n" + "\n".join(drawn) + "\n",
+        HERE / "flow_seed.txt": head.format(seed=SEED) + "# the 28 seed networks of flow.txt: the seed study's "
+        "4 backbones x 7 head blocks,\n# Head2 = Head1, predict kernel 7, default widths\n" + "\n".join(seed_nets) + "\n",
         HERE / "digits.txt": head.format(seed=SEED) + f"# {DIGITS_RANDOM} drawn at random from the 48\n"
         + "\n".join(digits) + "\n",
     }

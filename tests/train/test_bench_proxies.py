@@ -293,6 +293,20 @@ def test_end_to_end_cli_on_digits(tiny: Path, whole: dict, tmp_path: Path) -> No
     assert p["rows"] == s["rows"][1:]
     a, b = [r["a"] for r in s["rows"][1:]], [r["b"] for r in s["rows"][1:]]
     assert p["estimates"]["seed_b"]["tau"] == pytest.approx(kendalltau(b, a).statistic, nan_ok=True)
+    # a second part of the same list, from the same runs, with nothing written (the benchmark script's third table)
+    from edgenas.space.space import load_space
+    from edgenas.train import bench_proxies as bp
+
+    written = out.read_bytes()
+    space = load_space(tiny)
+    listed = bp.read_genotypes(space, "3")
+    other = [space.parse_genotype(r["genotype"]) for r in s["rows"][:2]]
+    q = bp.summarise_part(bp.make_settings(str(tiny)), listed, out, ("other.txt", other), resamples=50)
+    assert out.read_bytes() == written
+    assert q["part_file"] == "other.txt" and q["rows"] == s["rows"][:2]
+    a, b = [r["a"] for r in s["rows"][:2]], [r["b"] for r in s["rows"][:2]]
+    tau, expected = q["estimates"]["seed_b"]["tau"], kendalltau(b, a).statistic
+    assert tau == pytest.approx(expected) if tau is not None else np.isnan(expected)  # None: tied, undefined
     part_file.write_text("stage0_block=conv7x7\n")
     res = CliRunner().invoke(app, ["bench-proxies", str(tiny), "--genotypes", "3", "--out", str(out),
                                    "--report-only", "--table-on", str(part_file)])
@@ -406,6 +420,12 @@ def test_committed_genotype_lists_are_what_the_script_writes() -> None:
     drawn = [line for line in (ROOT / "benchmarks" / "genotypes" / "flow_random.txt").read_text().splitlines()
              if line and not line.startswith("#")]
     assert len(drawn) >= 40 and drawn == flow[-len(drawn):]  # the random part of flow.txt, in its order
+    seed = [line for line in (ROOT / "benchmarks" / "genotypes" / "flow_seed.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert len(seed) == 28 and seed == flow[:-len(drawn)]  # the rest of flow.txt: the seed study's networks
+    pairs = {(d["backbone"], d["head1_block"]) for d in (dict(kv.split("=") for kv in g.split(",")) for g in seed)
+             if d["head2_block"] == d["head1_block"] and d["predict_kernel"] == "7"}
+    assert len(pairs) == 28  # 4 backbones x 7 head blocks, Head2 = Head1, the 7x7 predict conv
 
 
 def test_first_genotypes_come_first_and_keep_the_seeded_order(tmp_path: Path) -> None:

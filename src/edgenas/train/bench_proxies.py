@@ -487,15 +487,33 @@ def run_bench(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path,
     records = {it.key: read_done(runs / f"{it.key}.json") for it in items}
     summary = summarise(settings, space, genotypes, items, records, resamples=resamples)
     if part is not None:
-        ids = {g.arch_id for g in part[1]}
-        part_items = [it for it in items if it.arch_id in ids]
-        summary["part"] = {**summarise(settings, space, part[1], part_items,
-                                       {it.key: records[it.key] for it in part_items}, resamples=resamples),
-                           "part_file": part[0]}
+        summary["part"] = _part_summary(settings, space, items, records, part, resamples)
     summary["failed"] = failed
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, summary)
     return BenchRun(summary, done_before, done_now, failed)
+
+
+def _part_summary(settings: BenchSettings, space: SearchSpace, items: Sequence[Item],
+                  records: Mapping[str, dict[str, Any] | None], part: tuple[str, Sequence[Genotype]],
+                  resamples: int) -> dict[str, Any]:
+    ids = {g.arch_id for g in part[1]}
+    part_items = [it for it in items if it.arch_id in ids]
+    return {**summarise(settings, space, part[1], part_items, {it.key: records[it.key] for it in part_items},
+                        resamples=resamples), "part_file": part[0]}
+
+
+def summarise_part(settings: BenchSettings, genotypes: Sequence[Genotype], out: Path,
+                   part: tuple[str, Sequence[Genotype]], *, resamples: int = 1000) -> dict[str, Any]:
+    """The summary on `part` (its file and genotypes, part of `genotypes`) alone, from the runs kept beside
+    `out`: what `run_bench(..., part=part)` puts under `part`, for a second part of the same list, with
+    nothing trained and nothing written."""
+    space = load_space(settings.config)
+    runs = runs_dir(out)
+    check_folder(runs, settings, space, create=False)
+    items = plan(settings, genotypes)
+    records = {it.key: read_done(runs / f"{it.key}.json") for it in items}
+    return _part_summary(settings, space, items, records, part, resamples)
 
 
 def _prepare_data(settings: BenchSettings, space: SearchSpace) -> None:
