@@ -45,6 +45,13 @@ def seed_records(runs: Path, arch_id: str, seeds: dict[str, int]) -> dict[str, f
     return out
 
 
+def seed_spread(runs: Path, space, settings) -> list[float]:
+    """|EPE A - EPE B| of every network of the reference's list with both seeds finished."""
+    listed = bp.read_genotypes(space, str(BENCH / "genotypes" / "flow.txt"))
+    both = [seed_records(runs, g.arch_id, settings.seeds) for g in listed]
+    return [abs(e["a"] - e["b"]) for e in both if e["a"] is not None and e["b"] is not None]
+
+
 def device_figures(graph, evaluator: VelaEvaluator) -> tuple[float, float]:
     m = evaluator.evaluate(graph, per_layer=False)
     if not m.ok:
@@ -91,6 +98,10 @@ def main() -> None:
         mark = " (seed's pick)" if r["head"] in RECOMMENDED else ""
         print(f"| {r['backbone']} | {r['head']}{mark} | {' | '.join(cells)} | {r['fps']:.2f} | {r['sram']:,.1f} | "
               f"{'yes' if r['fits'] else 'no'} |")
+    spread = seed_spread(runs, space, settings)
+    print(f"\nSeed noise, for reading differences: |EPE A - EPE B| over the reference's {len(spread)} networks with "
+          f"both seeds (random and seed's): median {statistics.median(spread):.3f} px, 90th percentile "
+          f"{statistics.quantiles(spread, n=10)[-1]:.3f} px, largest {max(spread):.3f} px.")
     print("\nPer head block, over the backbones with both seeds done (mean EPE of the 2 x n trainings; "
           f"'stuck': trainings that ended at {PLATEAU_PX} px or above, near the no-motion level):\n")
     print("| head | backbones | mean EPE | best network's mean | stuck | mean FPS | fits (all backbones) |")
