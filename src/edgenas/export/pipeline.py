@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from edgenas import atomic
 from edgenas.export.pipeline_file import STATE_FILE, STATE_FORMAT, Pipeline, Stage, load_pipeline
 from edgenas.export.pipeline_report import figure_text, render_report
 from edgenas.export.pipeline_stages import RUNNERS, Say, StageContext, validate_search
@@ -66,19 +66,6 @@ def fingerprints(p: Pipeline) -> dict[str, str]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _load_state(out: Path) -> dict[str, Any]:
     path = out / STATE_FILE
     if path.is_file():
@@ -87,7 +74,7 @@ def _load_state(out: Path) -> dict[str, Any]:
 
 
 def _save_state(out: Path, state: dict[str, Any]) -> None:
-    _write_atomic(out / STATE_FILE, json.dumps(state, indent=1, default=_json_default) + "\n")
+    atomic.write_text(out / STATE_FILE, json.dumps(state, indent=1, default=_json_default) + "\n", fsync=True)
 
 
 def _json_default(v: Any) -> Any:
@@ -176,5 +163,5 @@ def run_pipeline(p: Pipeline, say: Say = lambda s: None) -> dict[str, Any]:
                      seconds=entry["seconds"] + time.perf_counter() - t0)
         _save_state(p.out, state)
         say(f"{label}: done in {time.perf_counter() - t0:.0f} s ({figure_text(figures)})")
-    _write_atomic(p.out / REPORT_FILE, render_report(p, state))
+    atomic.write_text(p.out / REPORT_FILE, render_report(p, state), fsync=True)
     return state

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgenas import atomic
 from edgenas.errors import ConfigError, EdgeNasError
 from edgenas.export.pipeline_file import Pipeline, Stage, field_error
 
@@ -265,9 +266,7 @@ def _stage_quantize(ctx: StageContext, s: Stage, d: Path, resume: bool) -> tuple
         tflite, _ = to_int8_tflite(module, calibration_batches(data.train, n_cal), observer=st["observer"],
                                    concat=st["concat"])
     metrics, resolver = int8_metrics(tflite, list(module.graph.outputs), c.task, val)
-    tmp = d / f".{INT8_FILE}.tmp"
-    tmp.write_bytes(tflite)
-    os.replace(tmp, d / INT8_FILE)
+    atomic.write_bytes(d / INT8_FILE, tflite)
     m, _ = VelaEvaluator(ctx.p.profile).compile(tflite, per_layer=False)
     rel = f"{s.name}/{INT8_FILE}"
     outputs.update(model=rel, int8_runtime=f"ai-edge-litert, OpResolverType.{resolver}", metrics_int8=metrics)

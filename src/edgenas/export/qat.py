@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from edgenas import atomic
 from edgenas.errors import ConfigError
 from edgenas.export.int8_eval import int8_metrics
 from edgenas.export.int8_sim import FakeQuantGraph
@@ -125,9 +125,7 @@ def int8_tflite(module: GraphModule, act_quant: Mapping[str, QuantParams]) -> by
 
 
 def _write_act_quant(path: Path, act_quant: Mapping[str, QuantParams]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({t: [float(s), int(z)] for t, (s, z) in act_quant.items()}, indent=1))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps({t: [float(s), int(z)] for t, (s, z) in act_quant.items()}, indent=1))
 
 
 def _read_act_quant(path: Path) -> dict[str, QuantParams]:

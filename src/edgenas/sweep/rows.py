@@ -6,13 +6,12 @@ import csv
 import functools
 import hashlib
 import io
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgenas import atomic
 from edgenas.graph import ir as ir_module
 from edgenas.graph.ir import Graph
 from edgenas.hardware.fit import fit_flags
@@ -132,14 +131,7 @@ def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[di
     for r in rows:
         w.writerow({k: _fmt(v) for k, v in r.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, buf.getvalue())
 
 
 def _fmt(v: Any) -> Any:

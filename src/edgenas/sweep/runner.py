@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgenas import atomic
 from edgenas.graph.ir import Graph
 from edgenas.hardware.cache import MeasurementCache, cache_key_for_digest, model_digest
 from edgenas.hardware.measurement import Measurement
@@ -87,9 +88,7 @@ def run_job(job: SweepJob) -> JobResult:
     data = graph_to_tflite(graph, seed=seed)
     if _W["save_dir"] is not None:
         out = _W["save_dir"] / f"{job.genotype.arch_id}_{format_resolution(job.resolution)}.tflite"
-        tmp = out.with_suffix(".tflite.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        atomic.write_bytes(out, data)
     ir = ir_figures(graph)
     digest = model_digest(data)
     # Only compiler measurements are cached: the analytic model takes microseconds.

@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from edgenas import atomic
 from edgenas.errors import ConfigError
 from edgenas.space.config import format_resolution, read_config_mapping
 from edgenas.space.genotype import Genotype
@@ -145,7 +146,7 @@ def _derived_config(s: SupernetBenchSettings, strategy: str) -> dict[str, Any]:
 
 
 def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
-    _write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
+    atomic.write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
 
 
 def _prepare_folder(s: SupernetBenchSettings, strategy: str, folder: Path, space_key: str, *,
@@ -307,18 +308,8 @@ def run_bench_supernet(s: SupernetBenchSettings, genotypes: Sequence[Genotype], 
     summary["failed"] = ref.failed + failed
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, summary)
-    _write_text(out.with_suffix(".md"), markdown(summary))
+    atomic.write_text(out.with_suffix(".md"), markdown(summary))
     return SupernetBenchRun(summary, ref, trained_now, failed)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _all_scored(folder: Path, genotypes: Sequence[Genotype]) -> bool:

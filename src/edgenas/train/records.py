@@ -5,22 +5,17 @@ half-written record under the final name; read back only when finished (`status:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from edgenas import atomic
 
 __all__ = ["read_done", "write_json"]
 
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically: a killed writer leaves no half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, json.dumps(data, indent=1, default=str))
 
 
 def read_done(path: Path) -> dict[str, Any] | None:

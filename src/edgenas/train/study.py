@@ -23,13 +23,13 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgenas import atomic
 from edgenas.errors import ConfigError
 from edgenas.space.config import format_resolution
 from edgenas.space.genotype import Genotype
@@ -166,17 +166,11 @@ def write_accuracy_csv(path: Path, choices: Sequence[str], rows: Sequence[Mappin
     primary = [str(r["metric"]) for r in rows[:1]]
     metrics = primary + [m for m in metrics if m not in primary]
     cols = accuracy_columns(choices, metrics)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, cols, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _cell(r.get(k)) for k in cols})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in cols})
 
 
 def _cell(v: Any) -> Any:

@@ -16,7 +16,6 @@ batch, each rank takes its share of it, gradients averaged across ranks, rank 0 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
+from edgenas import atomic
 from edgenas.errors import ConfigError
 from edgenas.processes import interrupts_deferred
 from edgenas.train import distributed
@@ -137,13 +137,8 @@ def evaluate(module: nn.Module, task: Task, ds: Dataset, *, batch_size: int = 32
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic.replacing(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgenas import atomic
 
 ENV_VAR = "EDGENAS_DATA_CACHE"
 
@@ -58,13 +59,5 @@ def cached_arrays(name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict
 def write_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """np.savez into a temporary file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path, fsync=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # a file object: given a path, savez would append `.npz` to the temporary name
