@@ -18,6 +18,7 @@ import argparse
 import datetime
 import statistics
 from pathlib import Path
+from typing import Any
 
 from machine import describe
 
@@ -33,15 +34,16 @@ CONFIG = BENCH / "flow_space.yaml"
 SEED_LIST = BENCH / "genotypes" / "flow_seed.txt"
 REFERENCE = BENCH / "reference" / "flow-full.json"
 RECOMMENDED = ("conv3x3", "dsconv3x3", "conv5x5")  # the seed's reduced head space (its section 8)
-PLATEAU_PX = 1.9  # predicting no motion scores 1.950 px on the reference's validation set: at or near it, stuck
+PLATEAU_PX = 1.9  # a training that ends at or above this is stuck near the no-motion level (printed beside it)
 
 
-def seed_records(runs: Path, arch_id: str, seeds: dict[str, int]) -> dict[str, float | None]:
-    """The reference's EPE of one network for seeds A and B (None: not finished)."""
-    out: dict[str, float | None] = {}
+def seed_records(runs: Path, arch_id: str, seeds: dict[str, int]) -> dict[str, Any]:
+    """The reference's EPE of one network for seeds A and B (None: not finished), and whether both are done."""
+    out: dict[str, Any] = {}
     for name in ("a", "b"):
         rec = bp.read_done(runs / f"{arch_id}-ref-s{seeds[name]}.json")
         out[name] = float(rec["metric"]) if rec else None
+    out["both"] = out["a"] is not None and out["b"] is not None
     return out
 
 
@@ -49,7 +51,19 @@ def seed_spread(runs: Path, space, settings) -> list[float]:
     """|EPE A - EPE B| of every network of the reference's list with both seeds finished."""
     listed = bp.read_genotypes(space, str(BENCH / "genotypes" / "flow.txt"))
     both = [seed_records(runs, g.arch_id, settings.seeds) for g in listed]
-    return [abs(e["a"] - e["b"]) for e in both if e["a"] is not None and e["b"] is not None]
+    return [abs(e["a"] - e["b"]) for e in both if e["both"]]
+
+
+def no_motion_epe() -> float:
+    """EPE of an all-zero flow on the reference's validation set at its resolution (the level a network that
+    has learned nothing scores), measured the way the study report measures it."""
+    from edgenas.train.builder import GraphModule
+    from edgenas.train.run import make_candidate
+    from edgenas.train.study import evaluate_with_zero
+
+    c = make_candidate(str(CONFIG))  # any network of the space: only its output shapes matter
+    _, zero = evaluate_with_zero(GraphModule(c.graph()), c.task, c.task.eval_data(c.resolution), batch_size=32)
+    return zero[c.task.primary]
 
 
 def device_figures(graph, evaluator: VelaEvaluator) -> tuple[float, float]:
@@ -80,21 +94,22 @@ def main() -> None:
         rows.append({"backbone": g["backbone"], "head": g["head1_block"], **epe, "fps": fps,
                      "sram": sram, "fits": profile.sram_kib is None or sram <= profile.sram_kib})
     st = settings.recipe
-    done = [r for r in rows if r["a"] is not None and r["b"] is not None]
+    done = [r for r in rows if r["both"]]
+    zero = no_motion_epe()
     print(f"### The seed's 28 networks: EPE of the flow reference's two seeds, FPS and SRAM ({datetime.date.today()})\n")
     print(f"Command: `python benchmarks/seed_networks.py`; machine: {describe()}. EPE (px, lower is better) at "
           f"{format_resolution(settings.resolution)} on the reference's "
           f"{settings.task.get('val_samples')} validation pairs after {st['epochs']} epochs on "
           f"{settings.task.get('train_samples'):,} synthetic pairs (batch {st['batch_size']}, {st['optimizer']} lr "
           f"{st['lr']}, {st['scheduler']}), seeds A = {seeds['a']} and B = {seeds['b']} "
-          f"(benchmarks/reference/flow-full.runs/; predicting no motion scores 1.950 px). FPS and SRAM: Vela for "
+          f"(benchmarks/reference/flow-full.runs/; predicting no motion scores {zero:.3f} px). FPS and SRAM: Vela for "
           f"{profile.name} at {a.resolution}; fits = SRAM within its {profile.sram_kib:,.0f} KiB. "
           f"{len(done)} of {len(rows)} networks have both seeds.\n")
     print("| backbone | head (Head1 = Head2) | EPE seed A | EPE seed B | mean | FPS | SRAM KiB | fits |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         cells = [_px(r["a"]), _px(r["b"]),
-                 _px((r["a"] + r["b"]) / 2) if r in done else "training"]
+                 _px((r["a"] + r["b"]) / 2) if r["both"] else "training"]
         mark = " (seed's pick)" if r["head"] in RECOMMENDED else ""
         print(f"| {r['backbone']} | {r['head']}{mark} | {' | '.join(cells)} | {r['fps']:.2f} | {r['sram']:,.1f} | "
               f"{'yes' if r['fits'] else 'no'} |")
@@ -103,7 +118,7 @@ def main() -> None:
           f"both seeds (random and seed's): median {statistics.median(spread):.3f} px, 90th percentile "
           f"{statistics.quantiles(spread, n=10)[-1]:.3f} px, largest {max(spread):.3f} px.")
     print("\nPer head block, over the backbones with both seeds done (mean EPE of the 2 x n trainings; "
-          f"'stuck': trainings that ended at {PLATEAU_PX} px or above, near the no-motion level):\n")
+          f"'stuck': trainings that ended at {PLATEAU_PX} px or above, near the no-motion level of {zero:.3f} px):\n")
     print("| head | backbones | mean EPE | best network's mean | stuck | mean FPS | fits (all backbones) |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for head in space.choices["head1_block"]:
