@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 JOBS   ?= 0
 # torch before anything that depends on it: this pin takes the CPU wheel from local disk where there is one
 TORCH  ?= torch==2.13.0
@@ -16,11 +16,15 @@ help:
 	@echo "make lint   - ruff on the sources, tests and benchmarks (pinned version; rules in pyproject.toml)"
 	@echo "make bench  - run the benchmarks and print figures for benchmarks/RESULTS.md"
 
-$(STAMP): pyproject.toml
+# xautodl: NAS-Bench-201's own network definition, the truth tests/train/test_proxies_nb201.py compares
+# against; --no-deps because its metadata pins numpy<=1.19.5 and fvcore, which the two modules the test
+# imports never use.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q '$(TORCH)'
 	$(PY) -m pip install -q -e '.[test,train,export]'
+	$(PY) -m pip install -q --no-deps 'xautodl==1.0.0'
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(STAMP)
