@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/compiler_repeat.py
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_proxies.py smoke --jobs 2
+	$(PY) benchmarks/proxies_nb201.py --sample 300 --jobs 2
 	$(PY) benchmarks/bench_supernet.py smoke --jobs 2
 	$(PY) benchmarks/bench_export.py --preset smoke
 

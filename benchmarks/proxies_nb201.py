@@ -173,7 +173,11 @@ def main() -> int:
         column, classes, side, published = DATASETS[name]
         jobs = [(int(r["index"]), r["arch"], classes, side, a.cell_conv_bias) for r in rows]
         with mp.get_context("spawn").Pool(a.jobs or os.cpu_count()) as pool:
-            scores = {i: (v, n, s) for i, v, n, s in pool.imap_unordered(score, jobs, chunksize=8)}
+            scores = {}
+            for i, v, n, s in pool.imap_unordered(score, jobs, chunksize=8):
+                scores[i] = (v, n, s)
+                if len(scores) % max(1, len(jobs) // 10) == 0:  # a line every tenth: a full run takes an hour
+                    print(f"  {name}: {len(scores):,} of {len(jobs):,} cells scored", file=sys.stderr, flush=True)
         syn = np.array([scores[j[0]][0] for j in jobs])
         params = np.array([scores[j[0]][1] for j in jobs], dtype=float)
         acc = np.array([float(r[column]) for r in rows])
