@@ -123,20 +123,6 @@ def score(job: tuple[int, str, int, int, bool]) -> tuple[int, float, int, float]
     return index, value, sum(p.numel() for p in net.parameters()), time.perf_counter() - t0
 
 
-def spearman_with_bootstrap(x: np.ndarray, y: np.ndarray, resamples: int = 1000) -> tuple[float, np.ndarray]:
-    """Spearman (scipy) and its values over seeded resamples of the cells, the same resamples for every x."""
-    from scipy.stats import spearmanr
-
-    from edgenas.analysis.fidelity import bootstrap_indices, spearman_rho
-
-    idx = bootstrap_indices(len(x), resamples, seed=0)
-    return float(spearmanr(x, y).statistic), spearman_rho(x[idx], y[idx])
-
-
-def interval(boot: np.ndarray) -> list[float]:
-    return [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample", type=int, default=1000, help="cells drawn at random, seeded (0 = all 15,625)")
@@ -170,8 +156,9 @@ def main() -> int:
           "| params Spearman [95% CI] | synflow - params [95% CI] | synflow CPU s / cell |")
     print("|---|---|---|---|---|---|---|---|")
     record = {"command": cmd, "cells": len(rows), "datasets": {}}
-    from scipy.stats import kendalltau
+    from edgenas.analysis.fidelity import bootstrap_indices, percentile_interval, rank_correlations, spearman_rho
 
+    idx = bootstrap_indices(len(rows), 1000, seed=0)  # the same resamples of the cells for every figure: paired
     for name in names:
         column, classes, side, published = DATASETS[name]
         jobs = [(int(r["index"]), r["arch"], classes, side, a.cell_conv_bias) for r in rows]
@@ -184,10 +171,10 @@ def main() -> int:
         syn = np.array([scores[j[0]][0] for j in jobs])
         params = np.array([scores[j[0]][1] for j in jobs], dtype=float)
         acc = np.array([float(r[column]) for r in rows])
-        rho, boot = spearman_with_bootstrap(syn, acc)
-        rho_p, boot_p = spearman_with_bootstrap(params, acc)
-        ci, ci_p, ci_d = interval(boot), interval(boot_p), interval(boot - boot_p)  # paired: same resamples
-        tau = float(kendalltau(syn, acc).statistic)
+        tau, rho = rank_correlations(syn, acc)
+        rho_p = rank_correlations(params, acc)[1]
+        boot, boot_p = spearman_rho(syn[idx], acc[idx]), spearman_rho(params[idx], acc[idx])
+        ci, ci_p, ci_d = (percentile_interval(v) for v in (boot, boot_p, boot - boot_p))
         sec = float(np.mean([s for _, _, s in scores.values()]))
         print(f"| {name} | {len(rows)} | {rho:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}] | {published:+.3f} | {tau:+.3f} "
               f"| {rho_p:+.3f} [{ci_p[0]:+.3f}, {ci_p[1]:+.3f}] | {rho - rho_p:+.3f} [{ci_d[0]:+.3f}, {ci_d[1]:+.3f}] "

@@ -44,7 +44,8 @@ MIN_GROUP = 3  # genotypes a group needs for its within-group correlation to cou
 _CHUNK = 200  # bootstrap resamples computed at once (the pair matrices are chunk x n x n)
 
 __all__ = ["MIN_GROUP", "TOP_K", "bootstrap_indices", "ceiling", "fidelity", "finite_for_ranking", "kendall_tau_b",
-           "oriented", "rank_correlations", "spearman_rho", "top_k_membership", "top_k_overlap", "within_groups"]
+           "oriented", "percentile_interval", "rank_correlations", "spearman_rho", "top_k_membership", "top_k_overlap",
+           "within_groups"]
 
 TOP_K = 5  # does the estimate's top 5 hold the reference's best?
 
@@ -206,7 +207,8 @@ def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def _interval(samples: np.ndarray, confidence: float) -> list[float]:
+def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> list[float]:
+    """The central `confidence` percentile interval of bootstrap values (NaN resamples left out)."""
     s = samples[~np.isnan(samples)]
     if not s.size:
         return [math.nan, math.nan]
@@ -267,25 +269,25 @@ def fidelity(reference: Sequence[float] | np.ndarray, estimates: Mapping[str, Se
     for name, v in est.items():
         tau, rho = rank_correlations(v, ref)
         b = joined[name] = {k: np.concatenate(s) if s else np.zeros(0) for k, s in boot[name].items()}
-        entry: dict[str, Any] = {"tau": tau, "tau_ci": _interval(b["tau"], confidence), "spearman": rho,
-                                 "spearman_ci": _interval(b["spearman"], confidence),
+        entry: dict[str, Any] = {"tau": tau, "tau_ci": percentile_interval(b["tau"], confidence), "spearman": rho,
+                                 "spearman_ci": percentile_interval(b["spearman"], confidence),
                                  "top_k": top_k_overlap(v, ref, top_k)}
         if grp is not None:
             w = within_groups(v, ref, grp)
-            entry["within"] = {"tau": w["tau"], "tau_ci": _interval(b["wtau"], confidence),
-                               "spearman": w["spearman"], "spearman_ci": _interval(b["wrho"], confidence),
+            entry["within"] = {"tau": w["tau"], "tau_ci": percentile_interval(b["wtau"], confidence),
+                               "spearman": w["spearman"], "spearman_ci": percentile_interval(b["wrho"], confidence),
                                "groups": w["groups"]}
         if name == ceiling_from:
             entry["ceiling"] = {**ceiling(rho), "ceiling_one_seed_ci": [
                 math.sqrt(max(c, 0.0)) if math.isfinite(c) else math.nan
-                for c in _interval(b["spearman"], confidence)]}
+                for c in percentile_interval(b["spearman"], confidence)]}
         out[name] = entry
     diffs = []
     for a, b in differences:
         d: dict[str, Any] = {"a": a, "b": b}
         for stat in ("tau", "spearman"):
             d[stat] = out[a][stat] - out[b][stat]
-            d[f"{stat}_ci"] = _interval(joined[a][stat] - joined[b][stat], confidence)
+            d[f"{stat}_ci"] = percentile_interval(joined[a][stat] - joined[b][stat], confidence)
         diffs.append(d)
     return {"n": n, "resamples": len(idx), "confidence": confidence, "bootstrap_seed": seed,
             "estimates": out, "differences": diffs}
